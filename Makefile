@@ -1,0 +1,40 @@
+# The same commands CI runs (.ci/run = make lint + make test).
+CARGO ?= cargo
+CONFIG ?= config/default.toml
+
+.PHONY: run test lint fmt bench build clean-data
+
+## run: start the service on its embedded defaults (starts a local Redis if none answers)
+run:
+	@scripts/ensure-redis.sh
+	$(CARGO) build --locked --release -p celeriac-cli
+	./target/release/celeriac --config $(CONFIG) worker
+
+## test: every test (unit, property, end-to-end against real Redis, Python interop)
+test:
+	@scripts/ensure-redis.sh
+	@scripts/ensure-python-redis.sh
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
+	else \
+		echo "cargo-nextest not found; using cargo test (install it with: cargo install cargo-nextest)"; \
+		$(CARGO) test --workspace --locked --no-fail-fast; \
+	fi
+	$(CARGO) test --workspace --locked --doc
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## bench: throughput, latency and Redis cost on this machine (see docs/benchmarks.md)
+bench:
+	@command -v redis-server >/dev/null || { echo "make bench needs redis-server and redis-benchmark (apt-get install redis-server)"; exit 1; }
+	$(CARGO) build --locked --release -p celeriac-cli -p celeriac-bench
+	./target/release/celeriac-bench --celeriac ./target/release/celeriac
+
+build:
+	$(CARGO) build --locked --workspace

@@ -1,0 +1,157 @@
+//! `celeriac jobs list | retry | cancel | purge`.
+
+use crate::output::{inspector, or_dash, print_json, table, CliError, CliResult};
+use celeriac_core::config::Config;
+use celeriac_core::inspector::Repair;
+use celeriac_core::JobState;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List jobs of a queue in one state (next to run first; newest first for finished states).
+    List(ListArgs),
+    /// Run jobs again now: dead, cancelled, retrying or scheduled jobs go to pending with a
+    /// fresh count of attempts. Idempotent.
+    Retry(RetryArgs),
+    /// Cancel jobs that have not finished. A running job's handler is stopped at its worker's
+    /// next heartbeat and its result dropped. Idempotent.
+    Cancel(CancelArgs),
+    /// Delete every job of a queue in one state (not active: cancel those first).
+    Purge(PurgeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Queue.
+    #[arg(long, value_name = "Q")]
+    queue: String,
+    /// State: scheduled, pending, active, retrying, succeeded, dead or cancelled.
+    #[arg(long, value_name = "STATE")]
+    state: JobState,
+    /// Most jobs shown.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    limit: usize,
+    /// Print JSON (an array of the objects `celeriac status --json` prints).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// Job ids.
+    #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+    ids: Vec<String>,
+    /// Retry every dead job of --queue.
+    #[arg(long, requires = "queue")]
+    all_dead: bool,
+    /// Queue (with --all-dead).
+    #[arg(long, value_name = "Q")]
+    queue: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    /// Job ids.
+    #[arg(required = true)]
+    ids: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PurgeArgs {
+    /// Queue.
+    #[arg(long, value_name = "Q")]
+    queue: String,
+    /// State: scheduled, pending, retrying, succeeded, dead or cancelled.
+    #[arg(long, value_name = "STATE")]
+    state: JobState,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(config: Config, command: Command) -> CliResult {
+    let inspector = inspector(&config).await?;
+    match command {
+        Command::List(a) => {
+            let jobs = inspector.list(&a.queue, a.state, a.limit).await?;
+            if a.json {
+                print_json(&jobs)?;
+            } else if jobs.is_empty() {
+                println!("no {} jobs in queue {}", a.state, a.queue);
+            } else {
+                let mut t = table(&["id", "kind", "state", "attempts", "created", "last error"]);
+                for j in &jobs {
+                    t.add_row(vec![
+                        j.id.clone(),
+                        j.kind.clone(),
+                        j.state.clone(),
+                        format!("{}/{}", j.attempts, j.max_attempts),
+                        or_dash(j.created_at.as_deref()),
+                        or_dash(j.last_error.as_deref()),
+                    ]);
+                }
+                println!("{t}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retry(a) => {
+            if a.all_dead {
+                let queue = a.queue.unwrap_or_default();
+                let n = inspector.retry_all_dead(&queue).await?;
+                if a.json {
+                    print_json(&serde_json::json!({"queue": queue, "requeued": n}))?;
+                } else {
+                    println!("requeued {n} dead jobs of queue {queue}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let out = inspector.retry(&a.ids).await?;
+            report(&out, a.json, "requeued", "not retryable in state")
+        }
+        Command::Cancel(a) => {
+            let out = inspector.cancel(&a.ids).await?;
+            report(&out, a.json, "cancelled", "already finished:")
+        }
+        Command::Purge(a) => {
+            if a.state == JobState::Active {
+                return Err(CliError::usage(anyhow::anyhow!(
+                    "active jobs cannot be purged while workers hold them; cancel them with `celeriac jobs cancel ID…`"
+                )));
+            }
+            let n = inspector.purge(&a.queue, a.state).await?;
+            if a.json {
+                print_json(
+                    &serde_json::json!({"queue": a.queue, "state": a.state.as_str(), "purged": n}),
+                )?;
+            } else {
+                println!("purged {n} {} jobs of queue {}", a.state, a.queue);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Print per-id results; exit 1 when any id names no job.
+fn report(out: &[Repair], json: bool, done: &str, unchanged: &str) -> CliResult {
+    if json {
+        print_json(&out)?;
+    } else {
+        for r in out {
+            match (&r.previous, r.changed) {
+                (None, _) => println!("{}: no such job", r.id),
+                (Some(p), true) => println!("{}: {done} (was {p})", r.id),
+                (Some(p), false) => println!("{}: unchanged ({unchanged} {p})", r.id),
+            }
+        }
+    }
+    if out.iter().any(|r| r.previous.is_none()) {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

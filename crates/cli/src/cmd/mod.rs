@@ -1,0 +1,8 @@
+//! One file per subcommand.
+
+pub mod enqueue;
+pub mod jobs;
+pub mod queues;
+pub mod status;
+pub mod worker;
+pub mod workers;

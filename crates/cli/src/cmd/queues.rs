@@ -1,0 +1,49 @@
+//! `celeriac queues`.
+
+use crate::output::{human_ms, inspector, print_json, table, CliResult};
+use celeriac_core::config::Config;
+use celeriac_core::JobState;
+use std::process::ExitCode;
+
+/// Per queue: jobs in each state, age of the oldest pending job, and jobs succeeded and
+/// attempts failed in the last minute.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON (fields documented in docs/cli.md).
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(config: Config, args: Args) -> CliResult {
+    let queues = inspector(&config).await?.queues().await?;
+    if args.json {
+        print_json(&queues)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if queues.is_empty() {
+        println!("no queues yet (a queue appears with its first job or worker)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut header = vec!["queue"];
+    header.extend(JobState::ALL.iter().map(|s| s.as_str()));
+    header.extend(["oldest pending", "ok/1m", "failed/1m"]);
+    let mut t = table(&header);
+    for q in &queues {
+        let mut row = vec![q.queue.clone()];
+        row.extend(
+            JobState::ALL
+                .iter()
+                .map(|s| q.states.get(s.as_str()).copied().unwrap_or(0).to_string()),
+        );
+        row.push(
+            q.oldest_pending_age_ms
+                .map(human_ms)
+                .unwrap_or_else(|| "-".into()),
+        );
+        row.push(q.processed_last_minute.to_string());
+        row.push(q.failed_last_minute.to_string());
+        t.add_row(row);
+    }
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
+}

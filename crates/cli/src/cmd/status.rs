@@ -1,0 +1,121 @@
+//! `celeriac status`.
+
+use crate::output::{inspector, or_dash, parse_duration, print_json, table, CliError, CliResult};
+use celeriac_core::config::Config;
+use celeriac_core::inspector::JobInfo;
+use celeriac_core::JobState;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// How often --wait looks at the job.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+
+/// Show one job: kind, queue, state, attempts, times, last error, result and the history of its
+/// attempts. Exits 1 when there is no such job.
+///
+/// With --wait, returns once the job is succeeded (exit 0), dead or cancelled (exit 1), or
+/// exits 1 when --timeout passes first.
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Job id.
+    id: String,
+
+    /// Print JSON (fields documented in docs/cli.md).
+    #[arg(long)]
+    json: bool,
+
+    /// Wait until the job finishes.
+    #[arg(long)]
+    wait: bool,
+
+    /// With --wait: give up after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, requires = "wait", value_name = "DURATION")]
+    timeout: Duration,
+}
+
+pub async fn run(config: Config, args: Args) -> CliResult {
+    let inspector = inspector(&config).await?;
+    let deadline = Instant::now() + args.timeout;
+    let job = loop {
+        let job = inspector.job(&args.id).await?;
+        let finished = job
+            .as_ref()
+            .and_then(|j| j.state.parse::<JobState>().ok())
+            .is_some_and(JobState::is_final);
+        if !args.wait || finished {
+            break job;
+        }
+        if Instant::now() >= deadline {
+            if let Some(j) = &job {
+                show(j, args.json)?;
+            }
+            return Err(CliError::failed(anyhow::anyhow!(
+                "job {} did not finish within {} (state: {})",
+                args.id,
+                humantime::format_duration(args.timeout),
+                job.as_ref()
+                    .map(|j| j.state.as_str())
+                    .unwrap_or("not found")
+            )));
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+    };
+    let Some(job) = job else {
+        return Err(CliError::failed(anyhow::anyhow!(
+            "no job with id {:?} in any queue (finished jobs are deleted after their retention period)",
+            args.id
+        )));
+    };
+    show(&job, args.json)?;
+    if args.wait && job.state != JobState::Succeeded.as_str() {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(job: &JobInfo, json: bool) -> Result<(), CliError> {
+    if json {
+        return print_json(job);
+    }
+    let mut t = table(&["field", "value"]);
+    let attempts = format!("{}/{}", job.attempts, job.max_attempts);
+    let result = job.result.as_ref().map(|r| r.to_string());
+    let payload = job.payload.to_string();
+    let rows: [(&str, Option<&str>); 13] = [
+        ("id", Some(&job.id)),
+        ("kind", Some(&job.kind)),
+        ("queue", Some(&job.queue)),
+        ("state", Some(&job.state)),
+        ("attempts", Some(&attempts)),
+        ("created", job.created_at.as_deref()),
+        ("run at", job.run_at.as_deref()),
+        ("started", job.started_at.as_deref()),
+        ("finished", job.finished_at.as_deref()),
+        ("dead reason", job.reason.as_deref()),
+        ("last error", job.last_error.as_deref()),
+        ("result", result.as_deref()),
+        ("payload", Some(&payload)),
+    ];
+    for (name, value) in rows {
+        t.add_row(vec![name.to_string(), or_dash(value)]);
+    }
+    println!("{t}");
+    if !job.history.is_empty() {
+        let mut h = table(&["#", "worker", "started", "finished", "outcome", "error"]);
+        for a in &job.history {
+            h.add_row(vec![
+                a.attempt
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                or_dash(a.worker.as_deref()),
+                or_dash(a.started_at.as_deref()),
+                or_dash(a.finished_at.as_deref()),
+                a.outcome.clone(),
+                or_dash(a.error.as_deref()),
+            ]);
+        }
+        println!("history:\n{h}");
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! `celeriac`: one binary for every role. This file parses flags, loads the configuration and
+//! calls the subcommand; the work is done in the libraries.
+
+mod cmd;
+mod output;
+
+use clap::{Parser, Subcommand};
+use output::CliError;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Celeriac: background jobs on Redis — enqueue, run, inspect and repair.
+///
+/// Exit codes: 0 success, 1 not found or failed, 2 bad usage.
+#[derive(Debug, Parser)]
+#[command(name = "celeriac", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Redis URL (redis://[user:password@]host:port[/db] or rediss://…). Overrides the config
+    /// file and CELERIAC_REDIS_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    redis_url: Option<String>,
+
+    /// TOML configuration layered over the built-in defaults (see config/default.toml).
+    #[arg(long, global = true, env = "CELERIAC_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Key prefix of every Celeriac key in Redis.
+    #[arg(long, global = true, value_name = "PREFIX")]
+    prefix: Option<String>,
+
+    /// Log format: text or json.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a worker: fetch jobs from the queues and run their handlers until SIGTERM/SIGINT.
+    Worker(cmd::worker::Args),
+    /// Enqueue a job (or --count N copies) and print each new id on its own line.
+    Enqueue(cmd::enqueue::Args),
+    /// Show one job: state, attempts, times, last error, result and attempt history.
+    Status(cmd::status::Args),
+    /// List, retry, cancel and purge jobs.
+    #[command(subcommand)]
+    Jobs(cmd::jobs::Command),
+    /// Per-queue counts by state, oldest pending age, and last-minute throughput.
+    Queues(cmd::queues::Args),
+    /// Live workers: id, host, pid, queues, concurrency, jobs in flight, heartbeat.
+    Workers(cmd::workers::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Worker(args) => cmd::worker::run(config, args).await,
+            Command::Enqueue(args) => cmd::enqueue::run(config, args).await,
+            Command::Status(args) => cmd::status::run(config, args).await,
+            Command::Jobs(command) => cmd::jobs::run(config, command).await,
+            Command::Queues(args) => cmd::queues::run(config, args).await,
+            Command::Workers(args) => cmd::workers::run(config, args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(CliError { code, error }) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<celeriac_core::config::Config, celeriac_core::Error> {
+    let mut config = celeriac_core::config::Config::load(cli.config.as_deref())?;
+    if let Some(url) = &cli.redis_url {
+        config.redis_url = url.clone();
+    }
+    if let Some(prefix) = &cli.prefix {
+        config.prefix = prefix.clone();
+    }
+    if let Some(format) = &cli.log_format {
+        config.log.format = if format == "json" {
+            celeriac_core::config::LogFormat::Json
+        } else {
+            celeriac_core::config::LogFormat::Text
+        };
+    }
+    config.validate()?;
+    Ok(config)
+}

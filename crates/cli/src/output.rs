@@ -1,0 +1,109 @@
+//! Output helpers shared by the subcommands: errors with exit codes, JSON, tables, durations.
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+use std::process::ExitCode;
+
+/// An error and the exit code it maps to (1 failed / not found, 2 usage).
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    /// Bad usage: exit 2.
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            code: 2,
+            error: error.into(),
+        }
+    }
+
+    /// Not found or failed: exit 1.
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            code: 1,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(error: anyhow::Error) -> Self {
+        CliError::failed(error)
+    }
+}
+
+impl From<celeriac_core::Error> for CliError {
+    fn from(error: celeriac_core::Error) -> Self {
+        match error {
+            celeriac_core::Error::InvalidQueue { .. }
+            | celeriac_core::Error::InvalidKind { .. }
+            | celeriac_core::Error::InvalidId { .. }
+            | celeriac_core::Error::Json(_)
+            | celeriac_core::Error::ConfigValue { .. } => CliError::usage(error),
+            _ => CliError::failed(error),
+        }
+    }
+}
+
+/// Result of a subcommand.
+pub type CliResult = Result<ExitCode, CliError>;
+
+/// Print a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| CliError::failed(anyhow::anyhow!(e)))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// A table with a header row, sized to the terminal.
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.iter().copied());
+    t
+}
+
+/// `-` for a missing value.
+pub fn or_dash(v: Option<&str>) -> String {
+    v.map(str::to_string).unwrap_or_else(|| "-".into())
+}
+
+/// Parse a duration flag such as `30s`, `500ms`, `2h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; expected a duration like 500ms, 30s, 5m or 2h"))
+}
+
+/// Human form of milliseconds (`1m 12s`).
+pub fn human_ms(ms: u64) -> String {
+    let d = std::time::Duration::from_millis(if ms >= 1000 { ms / 1000 * 1000 } else { ms });
+    humantime::format_duration(d).to_string()
+}
+
+/// Connect to Redis for a CLI command, with a message that says what to check.
+pub async fn broker(
+    config: &celeriac_core::config::Config,
+) -> Result<celeriac_core::Broker, CliError> {
+    celeriac_core::Broker::connect(&config.redis_url, &config.prefix)
+        .await
+        .map_err(|e| {
+            CliError::failed(anyhow::anyhow!(
+                "cannot connect to Redis at {}: {e}",
+                celeriac_core::config::redact_url(&config.redis_url)
+            ))
+        })
+}
+
+/// An inspector over a fresh connection.
+pub async fn inspector(
+    config: &celeriac_core::config::Config,
+) -> Result<celeriac_core::inspector::Inspector, CliError> {
+    Ok(celeriac_core::inspector::Inspector::new(
+        broker(config).await?,
+        config.retry.max_attempts,
+    ))
+}

@@ -1,0 +1,31 @@
+-- cancel: operator cancel of jobs that have not finished.
+-- KEYS[1] pending, KEYS[2] scheduled, KEYS[3] retry, KEYS[4] active, KEYS[5] cancelled
+-- ARGV[1] queue base, then job ids
+-- Returns, per id, the state it was in ('' when there is no such job). Jobs that were not
+-- finished are now cancelled; a running job's worker sees it at its next lease renewal, stops
+-- the handler and drops its result.
+local base = ARGV[1]
+local now_ms, now_us = clock()
+local index = { pending = KEYS[1], scheduled = KEYS[2], retrying = KEYS[3], active = KEYS[4] }
+local out = {}
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local jk = base .. 'job:' .. id
+  local st = redis.pcall('HGET', jk, 'state')
+  if type(st) ~= 'string' then
+    out[#out + 1] = ''
+  else
+    out[#out + 1] = st
+    local idx = index[st]
+    if idx then
+      if st == 'pending' then
+        redis.call('LREM', idx, 1, id)
+      else
+        redis.call('ZREM', idx, id)
+      end
+      redis.call('HSET', jk, 'state', 'cancelled', 'finished_us', now_us)
+      redis.call('ZADD', KEYS[5], now_ms, id)
+    end
+  end
+end
+return out

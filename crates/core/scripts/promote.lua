@@ -1,0 +1,26 @@
+-- promote: move due delayed and retrying jobs to the pending list.
+-- KEYS[1] scheduled zset, KEYS[2] retry zset, KEYS[3] pending list, KEYS[4] wake list, KEYS[5] dead
+-- ARGV[1] queue base, ARGV[2] max jobs per index per call
+-- Returns the number of jobs made pending.
+local base = ARGV[1]
+local now_ms, now_us = clock()
+local moved = 0
+for _, z in ipairs({ KEYS[1], KEYS[2] }) do
+  local ids = redis.call('ZRANGEBYSCORE', z, '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[2]))
+  if #ids > 0 then redis.call('ZREM', z, unpack(ids)) end
+  for _, id in ipairs(ids) do
+    local jk = base .. 'job:' .. id
+    local st = redis.pcall('HGET', jk, 'state')
+    if type(st) == 'table' and st.err then
+      redis.call('HINCRBY', base .. 'stats', 'orphans', 1)
+    elseif st == 'scheduled' or st == 'retrying' then
+      redis.call('HSET', jk, 'state', 'pending')
+      redis.call('LPUSH', KEYS[3], id)
+      moved = moved + 1
+    elseif not st then
+      bury_orphan(base, KEYS[5], id, now_ms, now_us, 'no job record (or no `state` field) for this scheduled id (see docs/wire-format.md)')
+    end
+  end
+end
+if moved > 0 then wake(KEYS[4]) end
+return moved

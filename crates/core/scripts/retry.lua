@@ -1,0 +1,38 @@
+-- retry: operator "run now" for jobs that are dead, cancelled, retrying or scheduled.
+-- KEYS[1] pending, KEYS[2] scheduled, KEYS[3] retry, KEYS[4] dead, KEYS[5] cancelled, KEYS[6] wake
+-- ARGV[1] queue base, ARGV[2] mode: 'ids' (ARGV[4..] are job ids) or 'all-dead' (up to
+-- ARGV[3] jobs from the dead set)
+-- Returns, per id, the state it was in ('' when there is no such job); for 'all-dead', the ids
+-- requeued. A requeued job starts over with a fresh count of attempts; its history is kept.
+local base = ARGV[1]
+local now_ms, now_us = clock()
+local index = { scheduled = KEYS[2], retrying = KEYS[3], dead = KEYS[4], cancelled = KEYS[5] }
+local ids = {}
+if ARGV[2] == 'all-dead' then
+  ids = redis.call('ZRANGE', KEYS[4], 0, tonumber(ARGV[3]) - 1)
+else
+  for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local out = {}
+local pushed = false
+for _, id in ipairs(ids) do
+  local jk = base .. 'job:' .. id
+  local st = redis.pcall('HGET', jk, 'state')
+  if type(st) ~= 'string' then
+    if ARGV[2] == 'all-dead' then redis.call('ZREM', KEYS[4], id) end
+    out[#out + 1] = ''
+  else
+    out[#out + 1] = st
+    local idx = index[st]
+    if idx then
+      redis.call('ZREM', idx, id)
+      redis.call('HSET', jk, 'state', 'pending', 'attempt', 0, 'lost', 0)
+      redis.call('HDEL', jk, 'reason')
+      redis.call('LPUSH', KEYS[1], id)
+      pushed = true
+    end
+  end
+end
+if pushed then wake(KEYS[6]) end
+if ARGV[2] == 'all-dead' then return ids end
+return out

@@ -1,0 +1,455 @@
+//! The connection to Redis and the batch operations of the protocol. Every state change is one
+//! script call per batch (see [`crate::scripts`]); the [`crate::inspector`] reads and repairs.
+
+use crate::config::RetentionConfig;
+use crate::envelope::{DeadReason, Envelope};
+use crate::error::{Error, Result};
+use crate::keys::Keys;
+use crate::scripts;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Most jobs sent in one enqueue script call (bounded so one call never blocks Redis long).
+pub const ENQUEUE_CHUNK: usize = 1000;
+/// Most enqueue chunks in flight at once on the multiplexed connection.
+const ENQUEUE_PIPELINE: usize = 8;
+
+/// A job to create.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    /// The envelope, already validated.
+    pub envelope: Envelope,
+    /// `envelope` encoded (what is stored).
+    pub body: String,
+    /// Run no earlier than this long after enqueue (measured on the Redis clock).
+    pub delay: Option<Duration>,
+    /// Run no earlier than this Unix time in milliseconds.
+    pub run_at_ms: Option<u64>,
+    /// Lifetime of the envelope's idempotency key, if it has one.
+    pub idempotency_ttl: Duration,
+}
+
+/// What enqueue did with one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The job's id: the new job's, or the existing one's when `created` is false.
+    pub id: String,
+    /// False when the id or the idempotency key already named a job.
+    pub created: bool,
+}
+
+/// A job leased to a worker.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// Queue it came from.
+    pub queue: String,
+    /// Job id.
+    pub id: String,
+    /// Fencing token of this lease.
+    pub token: u64,
+    /// Attempt number, starting at 1.
+    pub attempt: u32,
+    /// The stored envelope (empty when it is over the size cap).
+    pub body: Vec<u8>,
+    /// The stored envelope's length in bytes.
+    pub len: usize,
+}
+
+/// The outcome of one job, as recorded by the ack script.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AckOp {
+    /// Succeeded, with an optional JSON result.
+    Ok(Option<String>),
+    /// Failed; run again after `delay`.
+    Retry {
+        /// The error message.
+        error: String,
+        /// Backoff before the next attempt.
+        delay: Duration,
+    },
+    /// Not run now; try again after the duration (not counted as an attempt).
+    Snooze(Duration),
+    /// Will not run again.
+    Dead {
+        /// The error message.
+        error: String,
+        /// Why.
+        reason: DeadReason,
+    },
+    /// Hand the job back at once (worker shutting down; not counted as an attempt).
+    Release,
+}
+
+/// One outcome to record.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    /// Job id.
+    pub id: String,
+    /// Fencing token the job was fetched with.
+    pub token: u64,
+    /// What happened.
+    pub op: AckOp,
+}
+
+/// What one recovery sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Jobs put back at the front of their queue.
+    pub requeued: u64,
+    /// Jobs dead with reason `worker_lost`.
+    pub buried: u64,
+}
+
+/// A handle on Redis for one key prefix. Cheap to clone; clones share one multiplexed
+/// connection that reconnects on its own.
+#[derive(Clone)]
+pub struct Broker {
+    client: redis::Client,
+    con: ConnectionManager,
+    keys: Keys,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("prefix", &self.keys.prefix())
+            .finish()
+    }
+}
+
+impl Broker {
+    /// Connect to `url` (fails fast when Redis does not answer).
+    pub async fn connect(url: &str, prefix: &str) -> Result<Broker> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(30)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let con = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok(Broker {
+            client,
+            con,
+            keys: Keys::new(prefix),
+        })
+    }
+
+    /// The key schema in use.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A clone of the shared connection, for the inspector and tests.
+    pub fn connection(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+
+    /// A dedicated connection for blocking commands (`BLPOP`), without a response timeout.
+    pub async fn blocking_connection(&self) -> Result<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(None);
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
+    }
+
+    /// Create jobs: one script call per queue and chunk of [`ENQUEUE_CHUNK`], several chunks
+    /// in flight at once. Results are in input order.
+    pub async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let mut by_queue: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, job) in jobs.iter().enumerate() {
+            by_queue
+                .entry(job.envelope.queue.as_str())
+                .or_default()
+                .push(i);
+        }
+        let mut con = self.con.clone();
+        let mut register = redis::pipe();
+        for queue in by_queue.keys() {
+            register.sadd(self.keys.queues(), *queue).ignore();
+        }
+        register.query_async::<()>(&mut con).await?;
+
+        let chunks: Vec<(&str, &[usize])> = by_queue
+            .iter()
+            .flat_map(|(q, idx)| idx.chunks(ENQUEUE_CHUNK).map(move |c| (*q, c)))
+            .collect();
+        let replies: Vec<(&[usize], Vec<Enqueued>)> = stream::iter(chunks)
+            .map(|(queue, idx)| {
+                let mut con = self.con.clone();
+                async move {
+                    let mut inv = scripts::ENQUEUE.prepare_invoke();
+                    inv.key(self.keys.pending(queue))
+                        .key(self.keys.scheduled(queue))
+                        .key(self.keys.wake(queue))
+                        .arg(self.keys.queue_base(queue));
+                    for &i in idx {
+                        let job = &jobs[i];
+                        let env = &job.envelope;
+                        inv.arg(&env.id)
+                            .arg(&job.body)
+                            .arg(job.run_at_ms.map(|v| v.to_string()).unwrap_or_default())
+                            .arg(
+                                job.delay
+                                    .map(|d| d.as_millis().to_string())
+                                    .unwrap_or_default(),
+                            )
+                            .arg(env.idempotency_key.as_deref().unwrap_or(""))
+                            .arg(job.idempotency_ttl.as_millis().max(1) as u64);
+                    }
+                    let reply: Vec<Value> = inv.invoke_async(&mut con).await?;
+                    let mut out = Vec::with_capacity(idx.len());
+                    for pair in reply.chunks(2) {
+                        out.push(Enqueued {
+                            id: string(&pair[0])?,
+                            created: int(pair.get(1).unwrap_or(&Value::Nil))? == 1,
+                        });
+                    }
+                    Ok::<_, Error>((idx, out))
+                }
+            })
+            .buffer_unordered(ENQUEUE_PIPELINE)
+            .try_collect()
+            .await?;
+        let mut results = vec![None; jobs.len()];
+        for (idx, out) in replies {
+            for (&i, e) in idx.iter().zip(out) {
+                results[i] = Some(e);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| Error::Protocol("enqueue script returned too few ids".into())))
+            .collect()
+    }
+
+    /// Lease up to `count` pending jobs of `queue` to `worker`.
+    pub async fn fetch(
+        &self,
+        queue: &str,
+        count: usize,
+        lease: Duration,
+        worker: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<Fetched>> {
+        let k = &self.keys;
+        let reply: Vec<Value> = scripts::FETCH
+            .key(k.pending(queue))
+            .key(k.active(queue))
+            .key(k.wake(queue))
+            .key(k.dead(queue))
+            .arg(k.queue_base(queue))
+            .arg(count)
+            .arg(lease.as_millis() as u64)
+            .arg(worker)
+            .arg(max_bytes)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        let mut out = Vec::with_capacity(reply.len() / 5);
+        for job in reply.get(1..).unwrap_or_default().chunks(5) {
+            let [id, token, attempt, body, len] = job else {
+                return Err(Error::Protocol("fetch reply is not a multiple of 5".into()));
+            };
+            out.push(Fetched {
+                queue: queue.to_string(),
+                id: string(id)?,
+                token: int(token)? as u64,
+                attempt: int(attempt)?.max(0) as u32,
+                body: bytes(body),
+                len: int(len)?.max(0) as usize,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Record outcomes of jobs of `queue`; returns the ids whose outcome was rejected because
+    /// the job is no longer leased under that token.
+    pub async fn ack(
+        &self,
+        queue: &str,
+        acks: &[Ack],
+        retention: &RetentionConfig,
+    ) -> Result<Vec<String>> {
+        let k = &self.keys;
+        let mut inv = scripts::ACK.prepare_invoke();
+        inv.key(k.active(queue))
+            .key(k.pending(queue))
+            .key(k.retry(queue))
+            .key(k.scheduled(queue))
+            .key(k.succeeded(queue))
+            .key(k.dead(queue))
+            .key(k.wake(queue))
+            .key(k.stats(queue))
+            .arg(k.queue_base(queue))
+            .arg(retention.succeeded_max)
+            .arg(retention.dead_max);
+        for ack in acks {
+            let (op, a, b) = match &ack.op {
+                AckOp::Ok(result) => ("ok", result.clone().unwrap_or_default(), String::new()),
+                AckOp::Retry { error, delay } => {
+                    ("retry", error.clone(), delay.as_millis().to_string())
+                }
+                AckOp::Snooze(d) => ("snooze", String::new(), d.as_millis().to_string()),
+                AckOp::Dead { error, reason } => {
+                    ("dead", error.clone(), reason.as_str().to_string())
+                }
+                AckOp::Release => ("release", String::new(), String::new()),
+            };
+            inv.arg(&ack.id).arg(ack.token).arg(op).arg(a).arg(b);
+        }
+        Ok(inv.invoke_async(&mut self.con.clone()).await?)
+    }
+
+    /// Renew leases; returns the ids no longer held under the given tokens.
+    pub async fn extend(
+        &self,
+        queue: &str,
+        leases: &[(String, u64)],
+        lease: Duration,
+    ) -> Result<Vec<String>> {
+        let k = &self.keys;
+        let mut inv = scripts::EXTEND.prepare_invoke();
+        inv.key(k.active(queue))
+            .arg(k.queue_base(queue))
+            .arg(lease.as_millis() as u64);
+        for (id, token) in leases {
+            inv.arg(id).arg(*token);
+        }
+        Ok(inv.invoke_async(&mut self.con.clone()).await?)
+    }
+
+    /// Take back up to `limit` jobs whose lease expired.
+    pub async fn recover(
+        &self,
+        queue: &str,
+        max_deliveries: u32,
+        limit: usize,
+        retention: &RetentionConfig,
+    ) -> Result<Recovered> {
+        let k = &self.keys;
+        let (requeued, buried): (u64, u64) = scripts::RECOVER
+            .key(k.active(queue))
+            .key(k.pending(queue))
+            .key(k.dead(queue))
+            .key(k.wake(queue))
+            .key(k.stats(queue))
+            .arg(k.queue_base(queue))
+            .arg(max_deliveries)
+            .arg(limit)
+            .arg(retention.dead_max)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(Recovered { requeued, buried })
+    }
+
+    /// Make up to `limit` due delayed and retrying jobs pending; returns how many.
+    pub async fn promote(&self, queue: &str, limit: usize) -> Result<u64> {
+        let k = &self.keys;
+        Ok(scripts::PROMOTE
+            .key(k.scheduled(queue))
+            .key(k.retry(queue))
+            .key(k.pending(queue))
+            .key(k.wake(queue))
+            .key(k.dead(queue))
+            .arg(k.queue_base(queue))
+            .arg(limit)
+            .invoke_async(&mut self.con.clone())
+            .await?)
+    }
+
+    /// Apply retention to up to `limit` jobs per index; returns how many records were deleted.
+    pub async fn janitor(
+        &self,
+        queue: &str,
+        retention: &RetentionConfig,
+        limit: usize,
+    ) -> Result<u64> {
+        let k = &self.keys;
+        Ok(scripts::JANITOR
+            .key(k.succeeded(queue))
+            .key(k.dead(queue))
+            .key(k.cancelled(queue))
+            .arg(k.queue_base(queue))
+            .arg(retention.succeeded_ttl.as_millis() as u64)
+            .arg(retention.succeeded_max)
+            .arg(retention.dead_ttl.as_millis() as u64)
+            .arg(retention.dead_max)
+            .arg(limit)
+            .invoke_async(&mut self.con.clone())
+            .await?)
+    }
+
+    /// Make `queues` known to the inspector (idempotent).
+    pub async fn register_queues(&self, queues: &[String]) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: () = redis::cmd("SADD")
+            .arg(self.keys.queues())
+            .arg(queues)
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    /// Announce a live worker; its record expires after `ttl` without renewal.
+    pub async fn register_worker(
+        &self,
+        id: &str,
+        fields: &[(&str, String)],
+        ttl: Duration,
+    ) -> Result<()> {
+        let mut con = self.con.clone();
+        let key = self.keys.worker(id);
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(&key, fields).ignore();
+        pipe.pexpire(&key, ttl.as_millis() as i64).ignore();
+        pipe.zadd(self.keys.workers(), id, crate::time::now_ms())
+            .ignore();
+        pipe.query_async::<()>(&mut con).await?;
+        Ok(())
+    }
+
+    /// Remove a worker's record (clean shutdown).
+    pub async fn deregister_worker(&self, id: &str) -> Result<()> {
+        let mut con = self.con.clone();
+        let mut pipe = redis::pipe();
+        pipe.del(self.keys.worker(id)).ignore();
+        pipe.zrem(self.keys.workers(), id).ignore();
+        pipe.query_async::<()>(&mut con).await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn string(v: &Value) -> Result<String> {
+    match v {
+        Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Ok(s.clone()),
+        Value::Int(i) => Ok(i.to_string()),
+        other => Err(Error::Protocol(format!("expected a string, got {other:?}"))),
+    }
+}
+
+pub(crate) fn int(v: &Value) -> Result<i64> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::Protocol("expected an integer".into())),
+        other => Err(Error::Protocol(format!(
+            "expected an integer, got {other:?}"
+        ))),
+    }
+}
+
+fn bytes(v: &Value) -> Vec<u8> {
+    match v {
+        Value::BulkString(b) => b.clone(),
+        Value::SimpleString(s) => s.clone().into_bytes(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,729 @@
+//! Configuration in layers: the `DEFAULT_*` constants < a TOML file (`--config`) <
+//! environment variables < command-line flags. [`Config::validate`] names the offending field.
+//!
+//! Environment variables are `CELERIAC_` + the field's path in upper case, sections joined by
+//! `__`: `CELERIAC_REDIS_URL`, `CELERIAC_WORKER__CONCURRENCY=32`,
+//! `CELERIAC_WORKER__QUEUES=mail,default`, `CELERIAC_RETENTION__SUCCEEDED_TTL=2h`. Secrets (the
+//! Redis password) belong in the environment, never in a committed file.
+
+use crate::backoff::Backoff;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Redis used when nothing else is configured.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Key prefix of every Celeriac key.
+pub const DEFAULT_PREFIX: &str = "celeriac";
+/// Queue used when none is named.
+pub const DEFAULT_QUEUE: &str = "default";
+/// Handlers run at once per worker process.
+pub const DEFAULT_CONCURRENCY: usize = 10;
+/// Most jobs fetched (and acknowledged) per Redis round trip.
+pub const DEFAULT_BATCH_SIZE: usize = 100;
+/// How long a lease lasts without renewal.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How often a worker renews its leases and announces itself.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// How often expired leases are swept.
+pub const DEFAULT_RECOVER_INTERVAL: Duration = Duration::from_secs(5);
+/// How often due delayed and retrying jobs are promoted (their worst-case lateness).
+pub const DEFAULT_PROMOTE_INTERVAL: Duration = Duration::from_millis(100);
+/// How often retention is applied.
+pub const DEFAULT_JANITOR_INTERVAL: Duration = Duration::from_secs(10);
+/// How long in-flight jobs may run after SIGTERM before they are handed back.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+/// Deliveries without finishing before a job is dead with reason `worker_lost`.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 3;
+/// Per-attempt timeout when neither the job nor its kind sets one.
+pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Largest encoded envelope accepted, in bytes.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// How long an idempotency key keeps pointing at its job.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Attempts before a failing job is dead.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
+/// Upper bound of the first retry delay.
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Upper bound of any retry delay.
+pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(3600);
+/// How long succeeded (and cancelled) jobs are kept.
+pub const DEFAULT_SUCCEEDED_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How many succeeded (and cancelled) jobs are kept per queue.
+pub const DEFAULT_SUCCEEDED_MAX: u64 = 100_000;
+/// How long dead jobs are kept.
+pub const DEFAULT_DEAD_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How many dead jobs are kept per queue.
+pub const DEFAULT_DEAD_MAX: u64 = 10_000;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…`.
+    pub redis_url: String,
+    /// Prefix of every key.
+    pub prefix: String,
+    /// The worker.
+    pub worker: WorkerConfig,
+    /// Limits applied at enqueue.
+    pub jobs: JobsConfig,
+    /// Default retry policy.
+    pub retry: RetryConfig,
+    /// Per-kind overrides of the retry policy and timeout.
+    pub kinds: BTreeMap<String, KindConfig>,
+    /// Retention of finished jobs.
+    pub retention: RetentionConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[worker]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Queues to serve, fetched round-robin.
+    pub queues: Vec<String>,
+    /// Handlers running at once.
+    pub concurrency: usize,
+    /// Most jobs per fetch and per ack.
+    pub batch_size: usize,
+    /// Lease length.
+    #[serde(deserialize_with = "duration")]
+    pub lease: Duration,
+    /// Lease renewal period.
+    #[serde(deserialize_with = "duration")]
+    pub heartbeat_interval: Duration,
+    /// Expired-lease sweep period.
+    #[serde(deserialize_with = "duration")]
+    pub recover_interval: Duration,
+    /// Delayed/retry promotion period.
+    #[serde(deserialize_with = "duration")]
+    pub promote_interval: Duration,
+    /// Retention period.
+    #[serde(deserialize_with = "duration")]
+    pub janitor_interval: Duration,
+    /// Grace period after SIGTERM.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+    /// Deliveries without finishing before `worker_lost`.
+    pub max_deliveries: u32,
+    /// Per-attempt timeout.
+    #[serde(deserialize_with = "duration")]
+    pub job_timeout: Duration,
+}
+
+/// `[jobs]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Envelope size cap (enqueue refuses, workers dead-letter `too_large`).
+    pub max_payload_bytes: usize,
+    /// Idempotency key lifetime.
+    #[serde(deserialize_with = "duration")]
+    pub idempotency_ttl: Duration,
+}
+
+/// `[retry]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts before dead.
+    pub max_attempts: u32,
+    /// First retry delay bound.
+    #[serde(deserialize_with = "duration")]
+    pub backoff_base: Duration,
+    /// Any retry delay bound.
+    #[serde(deserialize_with = "duration")]
+    pub backoff_cap: Duration,
+}
+
+/// `[kinds."name"]`: every field optional, falling back to `[retry]` / `[worker]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KindConfig {
+    /// Attempts before dead.
+    pub max_attempts: Option<u32>,
+    /// First retry delay bound.
+    #[serde(deserialize_with = "opt_duration")]
+    pub backoff_base: Option<Duration>,
+    /// Any retry delay bound.
+    #[serde(deserialize_with = "opt_duration")]
+    pub backoff_cap: Option<Duration>,
+    /// Per-attempt timeout.
+    #[serde(deserialize_with = "opt_duration")]
+    pub timeout: Option<Duration>,
+}
+
+/// `[retention]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Age limit of succeeded and cancelled jobs.
+    #[serde(deserialize_with = "duration")]
+    pub succeeded_ttl: Duration,
+    /// Count limit of succeeded and cancelled jobs per queue.
+    pub succeeded_max: u64,
+    /// Age limit of dead jobs.
+    #[serde(deserialize_with = "duration")]
+    pub dead_ttl: Duration,
+    /// Count limit of dead jobs per queue.
+    pub dead_max: u64,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `celeriac_worker=debug,info`.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            redis_url: DEFAULT_REDIS_URL.into(),
+            prefix: DEFAULT_PREFIX.into(),
+            worker: WorkerConfig::default(),
+            jobs: JobsConfig::default(),
+            retry: RetryConfig::default(),
+            kinds: BTreeMap::new(),
+            retention: RetentionConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            queues: vec![DEFAULT_QUEUE.into()],
+            concurrency: DEFAULT_CONCURRENCY,
+            batch_size: DEFAULT_BATCH_SIZE,
+            lease: DEFAULT_LEASE,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            recover_interval: DEFAULT_RECOVER_INTERVAL,
+            promote_interval: DEFAULT_PROMOTE_INTERVAL,
+            janitor_interval: DEFAULT_JANITOR_INTERVAL,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+            job_timeout: DEFAULT_JOB_TIMEOUT,
+        }
+    }
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+        }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            backoff_cap: DEFAULT_BACKOFF_CAP,
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            succeeded_ttl: DEFAULT_SUCCEEDED_TTL,
+            succeeded_max: DEFAULT_SUCCEEDED_MAX,
+            dead_ttl: DEFAULT_DEAD_TTL,
+            dead_max: DEFAULT_DEAD_MAX,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// The retry policy and timeout of one kind, with fallbacks applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindPolicy {
+    /// Attempts before dead (a job's own `max_attempts` wins).
+    pub max_attempts: u32,
+    /// Retry delays.
+    pub backoff: Backoff,
+    /// Per-attempt timeout (a job's own `timeout_ms` wins).
+    pub timeout: Duration,
+}
+
+const TOP_LEVEL_KEYS: [&str; 8] = [
+    "redis_url",
+    "prefix",
+    "worker",
+    "jobs",
+    "retry",
+    "kinds",
+    "retention",
+    "log",
+];
+
+impl Config {
+    /// Defaults, then the TOML file at `path` (if any), then `CELERIAC_*` environment variables;
+    /// validated.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| Error::ConfigParse {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            apply_env(&mut table, &name, &value);
+        }
+        let config: Config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| Error::ConfigParse {
+                path: path
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| "<environment>".into()),
+                message: e.to_string(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check every value; the error names the field as written in TOML.
+    pub fn validate(&self) -> Result<()> {
+        fn bad(field: &str, message: impl Into<String>) -> Result<()> {
+            Err(Error::ConfigValue {
+                field: field.into(),
+                message: message.into(),
+            })
+        }
+        let lower = self.redis_url.to_ascii_lowercase();
+        if !["redis://", "rediss://", "unix://", "redis+unix://"]
+            .iter()
+            .any(|s| lower.starts_with(s))
+            || redis::Client::open(self.redis_url.as_str()).is_err()
+        {
+            return bad(
+                "redis_url",
+                format!(
+                    "{:?} is not a Redis URL; expected redis://[user:password@]host:port[/db] or rediss://…",
+                    redact_url(&self.redis_url)
+                ),
+            );
+        }
+        if self.prefix.is_empty()
+            || self.prefix.len() > 64
+            || !self
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        {
+            return bad(
+                "prefix",
+                format!(
+                    "{:?}: use 1-64 characters from A-Z a-z 0-9 _ - . :",
+                    self.prefix
+                ),
+            );
+        }
+        let w = &self.worker;
+        if w.queues.is_empty() {
+            return bad("worker.queues", "name at least one queue");
+        }
+        for q in &w.queues {
+            if let Err(e) = crate::keys::validate_queue(q) {
+                return bad("worker.queues", e.to_string());
+            }
+        }
+        if !(1..=10_000).contains(&w.concurrency) {
+            return bad(
+                "worker.concurrency",
+                format!("must be 1 to 10000, got {}", w.concurrency),
+            );
+        }
+        if !(1..=1000).contains(&w.batch_size) {
+            return bad(
+                "worker.batch_size",
+                format!("must be 1 to 1000, got {}", w.batch_size),
+            );
+        }
+        if w.lease < Duration::from_millis(500) {
+            return bad("worker.lease", "must be at least 500ms");
+        }
+        if w.heartbeat_interval.is_zero() || w.heartbeat_interval * 2 > w.lease {
+            return bad(
+                "worker.heartbeat_interval",
+                format!(
+                    "must be non-zero and at most half of worker.lease ({}), so a lease survives one missed renewal",
+                    humantime::format_duration(w.lease)
+                ),
+            );
+        }
+        for (field, d) in [
+            ("worker.recover_interval", w.recover_interval),
+            ("worker.promote_interval", w.promote_interval),
+            ("worker.janitor_interval", w.janitor_interval),
+            ("worker.job_timeout", w.job_timeout),
+        ] {
+            if d.is_zero() {
+                return bad(field, "must be greater than zero");
+            }
+        }
+        if w.max_deliveries == 0 {
+            return bad("worker.max_deliveries", "must be at least 1");
+        }
+        if !(64..=512 * 1024 * 1024).contains(&self.jobs.max_payload_bytes) {
+            return bad("jobs.max_payload_bytes", "must be 64 bytes to 512 MiB");
+        }
+        if self.jobs.idempotency_ttl < Duration::from_millis(1) {
+            return bad("jobs.idempotency_ttl", "must be at least 1ms");
+        }
+        check_retry(
+            "retry",
+            Some(self.retry.max_attempts),
+            Some(self.retry.backoff_base),
+            Some(self.retry.backoff_cap),
+        )?;
+        for (kind, k) in &self.kinds {
+            check_retry(
+                &format!("kinds.\"{kind}\""),
+                k.max_attempts,
+                k.backoff_base,
+                k.backoff_cap,
+            )?;
+            if k.timeout.is_some_and(|t| t.is_zero()) {
+                return bad(
+                    &format!("kinds.\"{kind}\".timeout"),
+                    "must be greater than zero",
+                );
+            }
+        }
+        let r = &self.retention;
+        if r.succeeded_max == 0 {
+            return bad("retention.succeeded_max", "must be at least 1");
+        }
+        if r.dead_max == 0 {
+            return bad("retention.dead_max", "must be at least 1");
+        }
+        if tracing_level_ok(&self.log.level).is_err() {
+            return bad(
+                "log.level",
+                format!(
+                    "{:?} is not a log filter; try info, debug or warn",
+                    self.log.level
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The policy for `kind`: its `[kinds]` entry over `[retry]` and `[worker]`.
+    pub fn policy(&self, kind: &str) -> KindPolicy {
+        let k = self.kinds.get(kind).cloned().unwrap_or_default();
+        KindPolicy {
+            max_attempts: k.max_attempts.unwrap_or(self.retry.max_attempts),
+            backoff: Backoff {
+                base: k.backoff_base.unwrap_or(self.retry.backoff_base),
+                cap: k.backoff_cap.unwrap_or(self.retry.backoff_cap),
+            },
+            timeout: k.timeout.unwrap_or(self.worker.job_timeout),
+        }
+    }
+}
+
+fn check_retry(
+    section: &str,
+    max_attempts: Option<u32>,
+    base: Option<Duration>,
+    cap: Option<Duration>,
+) -> Result<()> {
+    if max_attempts == Some(0) {
+        return Err(Error::ConfigValue {
+            field: format!("{section}.max_attempts"),
+            message: "must be at least 1".into(),
+        });
+    }
+    if let (Some(base), Some(cap)) = (base, cap) {
+        if base > cap {
+            return Err(Error::ConfigValue {
+                field: format!("{section}.backoff_base"),
+                message: format!(
+                    "must not exceed {section}.backoff_cap ({})",
+                    humantime::format_duration(cap)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn tracing_level_ok(level: &str) -> std::result::Result<(), ()> {
+    // Accept what an EnvFilter accepts in the common cases: comma-separated `target=level`
+    // or `level` directives.
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let lvl = directive.rsplit('=').next().unwrap_or(directive);
+        if !["trace", "debug", "info", "warn", "error", "off"]
+            .contains(&lvl.to_ascii_lowercase().as_str())
+        {
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
+/// Replace the password of a Redis URL with `***` (for logs and error messages).
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let redacted = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_string()
+            };
+            format!("{}{}{}", &url[..scheme_end + 3], redacted, &rest[at..])
+        }
+        None => url.to_string(),
+    }
+}
+
+fn apply_env(table: &mut toml::Table, name: &str, value: &str) {
+    let Some(rest) = name.strip_prefix("CELERIAC_") else {
+        return;
+    };
+    let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    if !TOP_LEVEL_KEYS.contains(&path[0].as_str()) || path.iter().any(String::is_empty) {
+        return;
+    }
+    let parsed = parse_env_value(value);
+    let mut node = table;
+    for (i, segment) in path.iter().enumerate() {
+        if i + 1 == path.len() {
+            node.insert(segment.clone(), parsed);
+            return;
+        }
+        let entry = node
+            .entry(segment.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
+        node = next;
+    }
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    if let Ok(v) = value.parse::<i64>() {
+        return toml::Value::Integer(v);
+    }
+    if let Ok(v) = value.parse::<bool>() {
+        return toml::Value::Boolean(v);
+    }
+    if value.starts_with('[') {
+        if let Ok(t) = format!("v = {value}").parse::<toml::Table>() {
+            if let Some(v) = t.get("v") {
+                return v.clone();
+            }
+        }
+    }
+    if value.contains(',') && !value.contains("://") {
+        return toml::Value::Array(
+            value
+                .split(',')
+                .map(|s| toml::Value::String(s.trim().to_string()))
+                .collect(),
+        );
+    }
+    toml::Value::String(value.to_string())
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not a duration ({e}); write it like \"500ms\", \"30s\", \"5m\" or \"24h\""
+        ))
+    })
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile_lite::TempFile {
+        let f = tempfile_lite::TempFile::new();
+        std::fs::File::create(&f.path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        f
+    }
+
+    /// A file in the temp dir removed on drop (no extra dependency for one test helper).
+    mod tempfile_lite {
+        pub struct TempFile {
+            pub path: std::path::PathBuf,
+        }
+        impl TempFile {
+            pub fn new() -> Self {
+                let path = std::env::temp_dir().join(format!(
+                    "celeriac-config-test-{}-{}.toml",
+                    std::process::id(),
+                    fastrand::u64(..)
+                ));
+                TempFile { path }
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_the_constants() {
+        let c = Config::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(c.worker.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(c.retention.dead_max, DEFAULT_DEAD_MAX);
+        assert_eq!(c.policy("anything").max_attempts, DEFAULT_MAX_ATTEMPTS);
+    }
+
+    #[test]
+    fn the_shipped_default_toml_is_valid_and_equals_the_constants() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        let c = Config::load_with_env(Some(&path), env(&[])).unwrap();
+        let d = Config::default();
+        assert_eq!(c.redis_url, d.redis_url);
+        assert_eq!(c.worker.lease, d.worker.lease);
+        assert_eq!(c.worker.shutdown_grace, d.worker.shutdown_grace);
+        assert_eq!(c.retention.succeeded_ttl, d.retention.succeeded_ttl);
+        assert_eq!(c.jobs.max_payload_bytes, d.jobs.max_payload_bytes);
+    }
+
+    #[test]
+    fn layers_file_then_env() {
+        let f = file("prefix = \"from-file\"\n[worker]\nconcurrency = 4\nlease = \"10s\"\nheartbeat_interval = \"2s\"\n[kinds.fail]\nmax_attempts = 3\n");
+        let c = Config::load_with_env(
+            Some(&f.path),
+            env(&[
+                ("CELERIAC_WORKER__CONCURRENCY", "7"),
+                ("CELERIAC_WORKER__QUEUES", "a,b"),
+                ("CELERIAC_UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.prefix, "from-file");
+        assert_eq!(c.worker.concurrency, 7);
+        assert_eq!(c.worker.queues, vec!["a", "b"]);
+        assert_eq!(c.worker.lease, Duration::from_secs(10));
+        assert_eq!(c.policy("fail").max_attempts, 3);
+        assert_eq!(c.policy("noop").max_attempts, DEFAULT_MAX_ATTEMPTS);
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            ("[worker]\nconcurrency = 0\n", "worker.concurrency"),
+            ("[worker]\nqueues = [\"a{b\"]\n", "worker.queues"),
+            (
+                "[worker]\nlease = \"1s\"\nheartbeat_interval = \"1s\"\n",
+                "worker.heartbeat_interval",
+            ),
+            ("[retry]\nbackoff_base = \"2h\"\n", "retry.backoff_base"),
+            ("redis_url = \"http://x\"\n", "redis_url"),
+            (
+                "[kinds.fail]\nmax_attempts = 0\n",
+                "kinds.\"fail\".max_attempts",
+            ),
+        ];
+        for (text, field) in cases {
+            let f = file(text);
+            let err = Config::load_with_env(Some(&f.path), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+        let f = file("[worker]\nconcurency = 3\n");
+        let err = Config::load_with_env(Some(&f.path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("concurency"), "{err}");
+        let f = file("[worker]\nlease = \"soon\"\n");
+        let err = Config::load_with_env(Some(&f.path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a duration"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("redis://u:secret@h:6379/0"),
+            "redis://u:***@h:6379/0"
+        );
+        assert_eq!(redact_url("rediss://secret@h"), "rediss://***@h");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+    }
+}

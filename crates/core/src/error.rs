@@ -1,0 +1,55 @@
+//! The error type of `celeriac-core`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the core library. Each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Redis could not be reached or answered with an error.
+    #[error("Redis error: {0} (is Redis running at the configured URL? set --redis-url or CELERIAC_REDIS_URL)")]
+    Redis(#[from] redis::RedisError),
+
+    /// A queue name that cannot be used as a Redis hash tag.
+    #[error("invalid queue name {name:?}: {reason}; use 1-{max} characters from A-Z a-z 0-9 _ - .", max = crate::keys::MAX_QUEUE_NAME_LEN)]
+    InvalidQueue { name: String, reason: &'static str },
+
+    /// A job kind that is empty or too long.
+    #[error("invalid job kind {kind:?}: {reason}")]
+    InvalidKind { kind: String, reason: &'static str },
+
+    /// A caller-supplied job id that cannot be used.
+    #[error("invalid job id {id:?}: {reason}")]
+    InvalidId { id: String, reason: &'static str },
+
+    /// An encoded envelope larger than the configured cap.
+    #[error("job payload is {size} bytes, over the {limit}-byte cap (raise producer.max_payload_bytes, or store the data elsewhere and enqueue a reference)")]
+    TooLarge { size: usize, limit: usize },
+
+    /// A payload that is not valid JSON.
+    #[error("invalid JSON payload: {0}")]
+    Json(#[from] serde_json::Error),
+
+    /// A configuration file that cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    ConfigRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// A configuration file that is not valid TOML or has unknown/mistyped fields.
+    #[error("invalid config file {path}: {message}")]
+    ConfigParse { path: PathBuf, message: String },
+
+    /// A configuration value out of range; `field` names it as written in the TOML.
+    #[error("invalid config value for `{field}`: {message}")]
+    ConfigValue { field: String, message: String },
+
+    /// Redis answered with something the protocol does not expect.
+    #[error(
+        "unexpected reply from Redis: {0} (is another program writing into Celeriac's key prefix?)"
+    )]
+    Protocol(String),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

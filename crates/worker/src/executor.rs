@@ -1,0 +1,156 @@
+//! The executor: runs one leased job. Decodes the envelope (poison goes dead with its reason),
+//! finds the handler, runs it under the job's timeout with panics caught, maps the outcome to
+//! the retry policy, and hands the result to the acker.
+
+use crate::acker::AckMsg;
+use crate::handler::{Job, Outcome};
+use crate::shared::Shared;
+use celeriac_core::broker::{Ack, AckOp, Fetched};
+use celeriac_core::{DeadReason, Envelope};
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn, Instrument};
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    fetched: Fetched,
+    lost: CancellationToken,
+    permit: OwnedSemaphorePermit,
+    acks: UnboundedSender<AckMsg>,
+) {
+    let span = tracing::info_span!(
+        "job",
+        id = %fetched.id,
+        queue = %fetched.queue,
+        attempt = fetched.attempt,
+        kind = tracing::field::Empty
+    );
+    let op = execute(&shared, &fetched, &lost)
+        .instrument(span.clone())
+        .await;
+    drop(permit);
+    let Some(op) = op else {
+        // The lease was lost: someone else owns the job now; record nothing.
+        shared.remove_lease(&fetched.queue, &fetched.id);
+        return;
+    };
+    let msg = AckMsg {
+        queue: fetched.queue.clone(),
+        ack: Ack {
+            id: fetched.id.clone(),
+            token: fetched.token,
+            op,
+        },
+    };
+    if acks.send(msg).is_err() {
+        let _enter = span.enter();
+        error!("acker stopped before this outcome was recorded; the lease will expire and the job will run again");
+    }
+}
+
+async fn execute(shared: &Shared, fetched: &Fetched, lost: &CancellationToken) -> Option<AckOp> {
+    let env = match Envelope::decode(
+        &fetched.body,
+        fetched.len,
+        shared.config.jobs.max_payload_bytes,
+    ) {
+        Ok(env) => env,
+        Err(e) => {
+            error!(reason = %e.reason, error = %e.message, "undecodable job: dead");
+            return Some(AckOp::Dead {
+                error: e.message,
+                reason: e.reason,
+            });
+        }
+    };
+    tracing::Span::current().record("kind", env.kind.as_str());
+    let Some(handler) = shared.registry.get(&env.kind) else {
+        let error = format!(
+            "no handler for kind {:?} on this worker (it runs: {})",
+            env.kind,
+            shared.registry.kinds().join(", ")
+        );
+        error!(%error, "unknown kind: dead");
+        return Some(AckOp::Dead {
+            error,
+            reason: DeadReason::UnknownKind,
+        });
+    };
+    let policy = shared.config.policy(&env.kind);
+    let max_attempts = env.max_attempts.unwrap_or(policy.max_attempts);
+    let timeout = env
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(policy.timeout);
+    let cancel = CancellationToken::new();
+    let job = Job {
+        id: fetched.id.clone(),
+        kind: env.kind,
+        queue: fetched.queue.clone(),
+        attempt: fetched.attempt,
+        max_attempts,
+        payload: env.payload,
+        cancel: cancel.clone(),
+    };
+    let running = AssertUnwindSafe(handler.handle(job)).catch_unwind();
+    let _cancel_on_exit = cancel.clone().drop_guard();
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(timeout, running) => match r {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => Outcome::Retry(format!("handler panicked: {}", panic_message(&panic))),
+            Err(_) => Outcome::Retry(format!("timed out after {}", humantime::format_duration(timeout))),
+        },
+        _ = lost.cancelled() => {
+            warn!("lease lost (job cancelled or taken back): handler stopped, result dropped");
+            return None;
+        }
+        _ = shared.hard_stop.cancelled() => {
+            warn!("shutdown grace period over: job handed back");
+            return Some(AckOp::Release);
+        }
+    };
+    Some(match outcome {
+        Outcome::Done(result) => {
+            debug!("succeeded");
+            AckOp::Ok(result.map(|r| r.to_string()))
+        }
+        Outcome::Snooze(d) => {
+            debug!(delay_ms = d.as_millis() as u64, "snoozed");
+            AckOp::Snooze(d)
+        }
+        Outcome::Discard(error) => {
+            error!(%error, "discarded: dead");
+            AckOp::Dead {
+                error,
+                reason: DeadReason::Discarded,
+            }
+        }
+        Outcome::Retry(error) if fetched.attempt >= max_attempts => {
+            error!(%error, max_attempts, "failed its last attempt: dead");
+            AckOp::Dead {
+                error,
+                reason: DeadReason::MaxAttempts,
+            }
+        }
+        Outcome::Retry(error) => {
+            let delay = policy.backoff.delay(fetched.attempt);
+            warn!(%error, retry_in_ms = delay.as_millis() as u64, "failed: will retry");
+            AckOp::Retry { error, delay }
+        }
+    })
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".into()
+    }
+}

@@ -1,0 +1,148 @@
+//! The fetcher: waits for free handler slots, leases a batch of jobs (one script call per
+//! queue, queues taken round-robin) and starts an executor per job. When every queue is empty
+//! it blocks on the queues' wake lists instead of polling.
+
+use crate::acker::AckMsg;
+use crate::executor;
+use crate::shared::{pause_after_error, Lease, Shared};
+use redis::aio::MultiplexedConnection;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, warn};
+
+/// Longest idle wait before polling the queues again (covers a lost wake token).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    acks: UnboundedSender<AckMsg>,
+    stop: CancellationToken,
+) {
+    let w = &shared.config.worker;
+    let queues = w.queues.clone();
+    let mut waiter: Option<MultiplexedConnection> = None;
+    let mut start = 0usize;
+    let mut failures = 0u32;
+    loop {
+        let first = tokio::select! {
+            _ = stop.cancelled() => return,
+            permit = shared.slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let mut permits = vec![first];
+        while permits.len() < w.batch_size {
+            match shared.slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+
+        let mut jobs = Vec::new();
+        let mut failed = false;
+        for i in 0..queues.len() {
+            let want = permits.len() - jobs.len();
+            if want == 0 {
+                break;
+            }
+            let queue = &queues[(start + i) % queues.len()];
+            match shared
+                .broker
+                .fetch(
+                    queue,
+                    want,
+                    w.lease,
+                    &shared.worker_id,
+                    shared.config.jobs.max_payload_bytes,
+                )
+                .await
+            {
+                Ok(mut batch) => jobs.append(&mut batch),
+                Err(e) => {
+                    error!(queue, error = %e, "fetch failed; retrying");
+                    failed = true;
+                }
+            }
+        }
+        start = start.wrapping_add(1);
+
+        // Start what was leased before anything else: those leases are already running.
+        let fetched = jobs.len();
+        for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
+            let lost = CancellationToken::new();
+            shared.add_lease(
+                &job.queue,
+                &job.id,
+                Lease {
+                    token: job.token,
+                    lost: lost.clone(),
+                },
+            );
+            tracker.spawn(executor::run(
+                shared.clone(),
+                job,
+                lost,
+                permit,
+                acks.clone(),
+            ));
+        }
+        drop(permits);
+
+        if failed {
+            failures += 1;
+            if !pause_after_error(failures, &stop).await {
+                return;
+            }
+            continue;
+        }
+        failures = 0;
+        if fetched == 0 {
+            wait_for_work(&shared, &queues, &mut waiter, &stop).await;
+        }
+    }
+}
+
+/// Block until a producer, the promoter, the recoverer or another fetcher pushes a wake token,
+/// at most [`IDLE_WAIT`].
+async fn wait_for_work(
+    shared: &Shared,
+    queues: &[String],
+    waiter: &mut Option<MultiplexedConnection>,
+    stop: &CancellationToken,
+) {
+    if waiter.is_none() {
+        match shared.broker.blocking_connection().await {
+            Ok(c) => *waiter = Some(c),
+            Err(e) => {
+                warn!(error = %e, "cannot open the wake-up connection; polling instead");
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(IDLE_WAIT) => {}
+                }
+                return;
+            }
+        }
+    }
+    let Some(con) = waiter.as_mut() else { return };
+    let keys: Vec<String> = queues
+        .iter()
+        .map(|q| shared.broker.keys().wake(q))
+        .collect();
+    let mut cmd = redis::cmd("BLPOP");
+    cmd.arg(&keys).arg(IDLE_WAIT.as_secs_f64());
+    let blpop = cmd.query_async::<Option<(String, String)>>(con);
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        r = blpop => {
+            if let Err(e) = r {
+                warn!(error = %e, "wake-up wait failed; reconnecting");
+                *waiter = None;
+            }
+        }
+    }
+}

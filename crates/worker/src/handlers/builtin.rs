@@ -1,0 +1,111 @@
+//! Built-in kinds: `noop`, `sleep`, `fail`.
+
+use crate::handler::{Job, Outcome, Registry};
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SleepPayload {
+    ms: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FailPayload {
+    times: Option<u32>,
+    message: Option<String>,
+}
+
+pub(super) fn register(registry: &mut Registry) -> &mut Registry {
+    registry
+        .register("noop", |_job: Job| async { Outcome::Done(None) })
+        .register("sleep", sleep)
+        .register("fail", fail)
+}
+
+async fn sleep(job: Job) -> Outcome {
+    let p: SleepPayload = match job.payload_as() {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(p.ms)) => Outcome::Done(None),
+        _ = job.cancelled() => Outcome::Retry(format!("cancelled while sleeping {} ms", p.ms)),
+    }
+}
+
+async fn fail(job: Job) -> Outcome {
+    let p: FailPayload = if job.payload.is_null() {
+        FailPayload::default()
+    } else {
+        match job.payload_as() {
+            Ok(p) => p,
+            Err(o) => return o,
+        }
+    };
+    let message = p
+        .message
+        .unwrap_or_else(|| "failed on purpose (kind `fail`)".into());
+    match p.times {
+        Some(times) if job.attempt > times => Outcome::Done(None),
+        _ => Outcome::Retry(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_util::sync::CancellationToken;
+
+    fn job(kind: &str, attempt: u32, payload: serde_json::Value) -> Job {
+        Job {
+            id: "j".into(),
+            kind: kind.into(),
+            queue: "q".into(),
+            attempt,
+            max_attempts: 5,
+            payload,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn fail_fails_the_first_n_attempts() {
+        let p = serde_json::json!({"times": 2, "message": "boom"});
+        assert_eq!(
+            fail(job("fail", 1, p.clone())).await,
+            Outcome::Retry("boom".into())
+        );
+        assert_eq!(
+            fail(job("fail", 2, p.clone())).await,
+            Outcome::Retry("boom".into())
+        );
+        assert_eq!(fail(job("fail", 3, p)).await, Outcome::Done(None));
+        assert!(matches!(
+            fail(job("fail", 99, serde_json::Value::Null)).await,
+            Outcome::Retry(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn bad_payloads_are_discarded() {
+        assert!(matches!(
+            sleep(job("sleep", 1, serde_json::json!({"ms": "x"}))).await,
+            Outcome::Discard(_)
+        ));
+        assert!(matches!(
+            fail(job("fail", 1, serde_json::json!({"times": -1}))).await,
+            Outcome::Discard(_)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sleep_stops_when_cancelled() {
+        let j = job("sleep", 1, serde_json::json!({"ms": 3_600_000}));
+        let cancel = j.cancel.clone();
+        let run = tokio::spawn(sleep(j));
+        cancel.cancel();
+        assert!(matches!(run.await.unwrap(), Outcome::Retry(_)));
+    }
+}

@@ -1,0 +1,16 @@
+//! The handlers that ship with Celeriac. [`register_all`] adds every one to a registry.
+//!
+//! Built-in kinds (for smoke tests, benchmarks and operators' drills):
+//! - `noop`: succeeds at once.
+//! - `sleep` `{"ms": N}`: waits N milliseconds (stops early if cancelled), then succeeds.
+//! - `fail` `{"times": N, "message": S}`: fails its first N attempts with message S, then
+//!   succeeds; without `times` it always fails.
+
+mod builtin;
+
+use crate::handler::Registry;
+
+/// A registry with every shipped handler.
+pub fn register_all(registry: &mut Registry) -> &mut Registry {
+    builtin::register(registry)
+}

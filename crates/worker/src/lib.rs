@@ -1,0 +1,122 @@
+//! Celeriac's worker runtime. [`run`] wires one background loop per file, as in this diagram:
+//!
+//! ```text
+//!            ┌──────────── fetcher ────────────┐   lease a batch (one script call), spawn
+//!  Redis ───►│ pending ─► active (lease+token) │──► executor per job (decode, handler,
+//!            └─────────────────────────────────┘    timeout, panic) ──► acker (one script
+//!  heartbeat: renew leases, announce the worker      call per batch of outcomes) ──► Redis
+//!  recoverer: take back expired leases           promoter: due delayed/retrying → pending
+//!  janitor:   retention of finished jobs
+//! ```
+//!
+//! - [`handler`]: the [`Handler`] trait, [`Job`], [`Outcome`] and the kind → handler [`Registry`].
+//! - [`handlers`]: the handlers that ship (built-ins `noop`, `sleep`, `fail`).
+//! - `fetcher`, `executor`, `acker`, `heartbeat`, `recoverer`, `promoter`, `janitor`: the loops.
+
+mod acker;
+mod executor;
+mod fetcher;
+pub mod handler;
+pub mod handlers;
+mod heartbeat;
+mod janitor;
+mod promoter;
+mod recoverer;
+mod shared;
+
+pub use handler::{Handler, Job, Outcome, Registry};
+
+use celeriac_core::config::{redact_url, Config};
+use celeriac_core::Broker;
+use shared::Shared;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// Why a worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Redis could not be reached at start.
+    #[error("cannot connect to Redis at {url}: {source}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// The cause.
+        source: celeriac_core::Error,
+    },
+    /// Another core error at start.
+    #[error(transparent)]
+    Core(#[from] celeriac_core::Error),
+}
+
+/// Run a worker until `shutdown` is cancelled, then drain: stop fetching, let in-flight jobs
+/// finish within `worker.shutdown_grace`, hand the rest back at once, record every outcome,
+/// deregister. Returns `Ok(())` after a clean drain.
+pub async fn run(
+    config: Config,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let broker = Broker::connect(&config.redis_url, &config.prefix)
+        .await
+        .map_err(|source| WorkerError::Connect {
+            url: redact_url(&config.redis_url),
+            source,
+        })?;
+    broker.register_queues(&config.worker.queues).await?;
+    let shared = Arc::new(Shared::new(config, broker, registry));
+    let w = &shared.config.worker;
+    info!(
+        worker = %shared.worker_id,
+        queues = %w.queues.join(","),
+        concurrency = w.concurrency,
+        kinds = %shared.registry.kinds().join(","),
+        "worker started"
+    );
+    heartbeat::announce(&shared).await;
+
+    let maintenance = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
+    let acker = tokio::spawn(acker::run(shared.clone(), ack_rx));
+    let loops = [
+        tokio::spawn(heartbeat::run(shared.clone(), maintenance.clone())),
+        tokio::spawn(recoverer::run(shared.clone(), shutdown.clone())),
+        tokio::spawn(promoter::run(shared.clone(), shutdown.clone())),
+        tokio::spawn(janitor::run(shared.clone(), shutdown.clone())),
+    ];
+
+    fetcher::run(shared.clone(), tracker.clone(), ack_tx, shutdown.clone()).await;
+
+    let grace = shared.config.worker.shutdown_grace;
+    info!(
+        in_flight = shared.in_flight(),
+        grace = %humantime_secs(grace),
+        "shutting down: fetching stopped, waiting for in-flight jobs"
+    );
+    tracker.close();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        warn!(
+            in_flight = shared.in_flight(),
+            "grace period over: stopping the remaining handlers and handing their jobs back"
+        );
+        shared.hard_stop.cancel();
+        tracker.wait().await;
+    }
+    // Every executor has sent its outcome; the acker ends once it has recorded them all.
+    let _ = acker.await;
+    maintenance.cancel();
+    for l in loops {
+        let _ = l.await;
+    }
+    if let Err(e) = shared.broker.deregister_worker(&shared.worker_id).await {
+        warn!(error = %e, "could not remove this worker's record; it expires on its own");
+    }
+    info!(worker = %shared.worker_id, "worker stopped");
+    Ok(())
+}
+
+fn humantime_secs(d: std::time::Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
