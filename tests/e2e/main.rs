@@ -1,1 +1,12 @@
-//! End-to-end tests (filled below).
+//! End-to-end tests: the real `celeriac` binary against the real Redis at 127.0.0.1:6379
+//! (or `CELERIAC_TEST_REDIS_URL`). Each test has its own key prefix and removes its keys when
+//! it ends, so tests run in parallel and never touch anyone else's data.
+
+mod support;
+
+mod cli;
+mod crash;
+mod interop;
+mod lifecycle;
+mod poison;
+mod shutdown;

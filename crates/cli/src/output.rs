@@ -104,6 +104,6 @@ pub async fn inspector(
 ) -> Result<celeriac_core::inspector::Inspector, CliError> {
     Ok(celeriac_core::inspector::Inspector::new(
         broker(config).await?,
-        config.retry.max_attempts,
+        config.clone(),
     ))
 }

@@ -3,7 +3,9 @@
 -- ARGV[1] queue base, ARGV[2] mode: 'ids' (ARGV[4..] are job ids) or 'all-dead' (up to
 -- ARGV[3] jobs from the dead set)
 -- Returns, per id, the state it was in ('' when there is no such job); for 'all-dead', the ids
--- requeued. A requeued job starts over with a fresh count of attempts; its history is kept.
+-- requeued. A requeued job gets one more attempt (its attempt count is kept, so a job past its
+-- max_attempts that fails again goes back to dead); its count of lost deliveries is reset and its
+-- history kept.
 local base = ARGV[1]
 local now_ms, now_us = clock()
 local index = { scheduled = KEYS[2], retrying = KEYS[3], dead = KEYS[4], cancelled = KEYS[5] }
@@ -26,7 +28,7 @@ for _, id in ipairs(ids) do
     local idx = index[st]
     if idx then
       redis.call('ZREM', idx, id)
-      redis.call('HSET', jk, 'state', 'pending', 'attempt', 0, 'lost', 0)
+      redis.call('HSET', jk, 'state', 'pending', 'lost', 0)
       redis.call('HDEL', jk, 'reason')
       redis.call('LPUSH', KEYS[1], id)
       pushed = true

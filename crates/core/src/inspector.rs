@@ -1,6 +1,7 @@
 //! Read and repair jobs, queues and workers. The CLI goes through this API only.
 
 use crate::broker::{int, string, Broker};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::state::JobState;
 use crate::time::{rfc3339_ms, rfc3339_us};
@@ -126,16 +127,14 @@ pub struct Repair {
 #[derive(Clone, Debug)]
 pub struct Inspector {
     broker: Broker,
-    default_max_attempts: u32,
+    config: Config,
 }
 
 impl Inspector {
-    /// `default_max_attempts` is shown for jobs whose envelope does not set one.
-    pub fn new(broker: Broker, default_max_attempts: u32) -> Self {
-        Inspector {
-            broker,
-            default_max_attempts,
-        }
+    /// `config` gives the attempts shown for jobs whose envelope does not set them (its
+    /// `[retry]` and `[kinds]`; give the CLI the workers' configuration).
+    pub fn new(broker: Broker, config: Config) -> Self {
+        Inspector { broker, config }
     }
 
     fn con(&self) -> ConnectionManager {
@@ -158,6 +157,9 @@ impl Inspector {
             return Ok(None);
         }
         let queues = self.queue_names().await?;
+        if queues.is_empty() {
+            return Ok(None);
+        }
         let mut pipe = redis::pipe();
         for q in &queues {
             pipe.exists(self.broker.keys().job(q, id));
@@ -180,6 +182,9 @@ impl Inspector {
     }
 
     async fn load(&self, queue: &str, ids: &[String]) -> Result<Vec<Option<JobInfo>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let k = self.broker.keys();
         let mut pipe = redis::pipe();
         for id in ids {
@@ -261,16 +266,16 @@ impl Inspector {
                 error: None,
             });
         }
+        let kind = msg["kind"].as_str().unwrap_or("").to_string();
         JobInfo {
             id: id.to_string(),
-            kind: msg["kind"].as_str().unwrap_or("").to_string(),
             queue: queue.to_string(),
             state: state.clone(),
             attempts,
             max_attempts: msg["max_attempts"]
                 .as_u64()
                 .map(|m| m as u32)
-                .unwrap_or(self.default_max_attempts),
+                .unwrap_or_else(|| self.config.policy(&kind).max_attempts),
             created_at: msg["created_at"].as_u64().map(rfc3339_ms),
             started_at: started_us.map(rfc3339_us),
             finished_at: if is_final {
@@ -301,6 +306,7 @@ impl Inspector {
                 }),
             worker,
             history,
+            kind,
         }
     }
 
@@ -383,8 +389,8 @@ impl Inspector {
         Ok(out)
     }
 
-    /// Run jobs again now: dead, cancelled, retrying or scheduled ones go to pending with a fresh
-    /// count of attempts.
+    /// Run jobs again now: dead, cancelled, retrying or scheduled ones go to pending for one more
+    /// attempt (a job past max_attempts that fails again returns to dead).
     pub async fn retry(&self, ids: &[String]) -> Result<Vec<Repair>> {
         let mut out = Vec::new();
         for (queue, ids) in self.group(ids).await? {
@@ -591,6 +597,9 @@ impl Inspector {
             .arg("WITHSCORES")
             .query_async(&mut con)
             .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for (id, _) in &ids {
             pipe.cmd("HGETALL").arg(k.worker(id));

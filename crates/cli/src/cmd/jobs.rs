@@ -10,8 +10,8 @@ use std::process::ExitCode;
 pub enum Command {
     /// List jobs of a queue in one state (next to run first; newest first for finished states).
     List(ListArgs),
-    /// Run jobs again now: dead, cancelled, retrying or scheduled jobs go to pending with a
-    /// fresh count of attempts. Idempotent.
+    /// Run jobs again now: dead, cancelled, retrying or scheduled jobs go to pending for one
+    /// more attempt (a job past its max attempts that fails again returns to dead).
     Retry(RetryArgs),
     /// Cancel jobs that have not finished. A running job's handler is stopped at its worker's
     /// next heartbeat and its result dropped. Idempotent.

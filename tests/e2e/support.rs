@@ -1,0 +1,283 @@
+//! Test environment: a unique prefix, a config file, worker processes and CLI calls.
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Timings that make leases, sweeps and retries fast enough for tests.
+pub const FAST: &str = r#"
+[worker]
+lease = "1s"
+heartbeat_interval = "250ms"
+recover_interval = "200ms"
+promote_interval = "50ms"
+janitor_interval = "1s"
+shutdown_grace = "2s"
+
+[retry]
+backoff_base = "50ms"
+backoff_cap = "200ms"
+"#;
+
+pub fn redis_url() -> String {
+    std::env::var("CELERIAC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// One test's world. Dropping it kills its workers and deletes its keys.
+pub struct Env {
+    pub prefix: String,
+    pub dir: PathBuf,
+    config: PathBuf,
+    workers: Vec<Worker>,
+}
+
+/// A running `celeriac worker`.
+pub struct Worker {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Worker {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal (`-KILL`, `-TERM`, `-STOP`…).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill {sig} {} failed", self.pid());
+    }
+
+    /// Wait for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {} did not exit within {timeout:?}",
+                self.pid()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Env {
+    /// A new environment whose config is [`FAST`] plus `extra` TOML.
+    pub fn new(extra: &str) -> Env {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!(
+            "celeriac-test-{}-{n}-{:04x}",
+            std::process::id(),
+            fastrand_u16()
+        );
+        let dir = std::env::temp_dir().join(&prefix);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("config.toml");
+        let head = format!("redis_url = {:?}\nprefix = {prefix:?}\n", redis_url());
+        let text = merge(&format!("{head}{FAST}"), extra);
+        std::fs::File::create(&config)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .expect("write config");
+        Env {
+            prefix,
+            dir,
+            config,
+            workers: Vec::new(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_celeriac"));
+        cmd.arg("--config").arg(&self.config);
+        cmd.env_remove("CELERIAC_REDIS_URL")
+            .env_remove("CELERIAC_CONFIG");
+        cmd
+    }
+
+    /// Run the CLI to completion.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run celeriac")
+    }
+
+    /// Run the CLI and require exit 0; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "celeriac {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Enqueue one job; its id.
+    pub fn enqueue(&self, kind: &str, payload: &str, extra: &[&str]) -> String {
+        let mut args = vec!["enqueue", kind, "--payload", payload];
+        args.extend_from_slice(extra);
+        let out = self.ok(&args);
+        let id = out.trim().to_string();
+        assert!(
+            !id.is_empty() && !id.contains('\n'),
+            "unexpected enqueue output {out:?}"
+        );
+        id
+    }
+
+    /// `status ID --json` (the job must exist).
+    pub fn status(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["status", id, "--json"])).expect("status JSON")
+    }
+
+    /// `status ID --wait --json`: the job once final (panics after `timeout`).
+    pub fn wait_final(&self, id: &str, timeout: Duration) -> Value {
+        let t = format!("{}ms", timeout.as_millis());
+        let out = self.cli(&["status", id, "--wait", "--timeout", &t, "--json"]);
+        let job: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let state = job["state"].as_str().unwrap_or("");
+        assert!(
+            ["succeeded", "dead", "cancelled"].contains(&state),
+            "job {id} not final after {timeout:?}: {job}\nstderr: {}\nworker logs:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.worker_logs()
+        );
+        job
+    }
+
+    /// Wait until `status` of `id` is in `state`.
+    pub fn wait_state(&self, id: &str, state: &str, timeout: Duration) -> Value {
+        let mut last = Value::Null;
+        wait_until(timeout, &format!("job {id} to be {state}"), || {
+            last = self.status(id);
+            last["state"] == state
+        });
+        last
+    }
+
+    /// Start a worker with extra flags; returns once it is registered.
+    pub fn spawn_worker(&mut self, extra: &[&str]) -> usize {
+        let n = self.workers.len();
+        let log = self.dir.join(format!("worker-{n}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = self
+            .command()
+            .arg("worker")
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn worker");
+        let pid = child.id();
+        self.workers.push(Worker { child, log });
+        wait_until(Duration::from_secs(10), "the worker to register", || {
+            let out = self.ok(&["workers", "--json"]);
+            let list: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+            list.as_array()
+                .is_some_and(|a| a.iter().any(|w| w["pid"] == pid))
+        });
+        n
+    }
+
+    pub fn worker(&mut self, n: usize) -> &mut Worker {
+        &mut self.workers[n]
+    }
+
+    pub fn worker_logs(&self) -> String {
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("--- worker {i} (pid {}) ---\n{}", w.pid(), w.log_text()))
+            .collect()
+    }
+
+    /// A synchronous Redis connection (for writing raw keys as a foreign producer would).
+    pub fn redis(&self) -> redis::Connection {
+        redis::Client::open(redis_url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to Redis (is it running at 127.0.0.1:6379?)")
+    }
+
+    /// A key of this environment's namespace for `queue`.
+    pub fn key(&self, queue: &str, name: &str) -> String {
+        format!("{}:{{{queue}}}:{name}", self.prefix)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            let _ = w.child.kill();
+            let _ = w.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.worker_logs());
+        }
+        if let Ok(mut con) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
+            let pattern = format!("{}:*", self.prefix);
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query(&mut con)
+                .unwrap_or_default();
+            for chunk in keys.chunks(500) {
+                let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut con);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Poll `cond` every 20 ms until it holds; panic with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `base` with every value of `extra` laid over it (tables merged key by key).
+fn merge(base: &str, extra: &str) -> String {
+    fn lay(base: &mut toml::Table, extra: toml::Table) {
+        for (k, v) in extra {
+            match (base.get_mut(&k), v) {
+                (Some(toml::Value::Table(b)), toml::Value::Table(e)) => lay(b, e),
+                (_, v) => {
+                    base.insert(k, v);
+                }
+            }
+        }
+    }
+    let mut table: toml::Table = base.parse().expect("base TOML");
+    lay(&mut table, extra.parse().expect("test TOML"));
+    table.to_string()
+}
+
+fn fastrand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (nanos ^ (nanos >> 16)) as u16
+}
