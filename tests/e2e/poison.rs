@@ -34,7 +34,7 @@ fn poison_payloads_end_dead_with_their_reason() {
         ),
         (
             "truncated",
-            envelope("truncated", "noop")[..30].as_bytes().to_vec(),
+            envelope("truncated", "noop").as_bytes()[..30].to_vec(),
             "decode_error",
         ),
         (
