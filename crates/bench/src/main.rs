@@ -1,1 +1,405 @@
-fn main() {}
+//! `make bench`: Celeriac's throughput, latency and Redis cost on this machine.
+//!
+//! Starts a private `redis-server` on a free port (so its statistics are ours alone), then:
+//! 1. bulk-enqueues N `noop` jobs with the producer (jobs/s);
+//! 2. drains them with one `celeriac worker` process (jobs/s from first start to last finish),
+//!    counting Redis commands and Redis CPU per job, and the worker's peak RSS;
+//! 3. enqueues at a steady rate (default 1,000 jobs/s) and measures enqueue → start latency
+//!    (p50, p99, max) from the job records;
+//! 4. runs `redis-benchmark -P 16 -t lpush` as the ceiling of the same Redis and prints each
+//!    throughput as a fraction of it.
+//!
+//! Prints a Markdown report on stdout.
+
+use anyhow::{bail, Context, Result};
+use celeriac_core::config::Config;
+use celeriac_producer::{NewJob, Producer};
+use clap::Parser;
+use redis::AsyncCommands;
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure Celeriac on this machine (see docs/benchmarks.md)")]
+struct Args {
+    /// The celeriac binary to run as the worker (build it with --release).
+    #[arg(long, default_value = "target/release/celeriac")]
+    celeriac: String,
+    /// Jobs to enqueue in bulk and drain.
+    #[arg(long, default_value_t = 100_000)]
+    jobs: usize,
+    /// Worker concurrency.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Worker fetch/ack batch size.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Rate of the latency phase, jobs/s.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Duration of the latency phase.
+    #[arg(long, default_value = "10s", value_parser = humantime_parse)]
+    latency_for: Duration,
+}
+
+fn humantime_parse(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("bad duration {s}"))?;
+    match unit {
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        _ => Err(format!("bad duration {s}; use e.g. 10s")),
+    }
+}
+
+struct RedisServer {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn start_redis() -> Result<RedisServer> {
+    let port = free_port()?;
+    let dir = std::env::temp_dir().join(format!("celeriac-bench-{port}"));
+    std::fs::create_dir_all(&dir)?;
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("start redis-server (apt-get install redis-server)")?;
+    let server = RedisServer { child, port, dir };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("redis-server did not start on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(server)
+}
+
+async fn info(
+    con: &mut redis::aio::MultiplexedConnection,
+    section: &str,
+) -> Result<HashMap<String, String>> {
+    let text: String = redis::cmd("INFO").arg(section).query_async(con).await?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect())
+}
+
+/// Total commands executed (including those called from scripts) and CPU seconds used.
+async fn redis_cost(con: &mut redis::aio::MultiplexedConnection) -> Result<(u64, f64)> {
+    let stats = info(con, "commandstats").await?;
+    let calls = stats
+        .values()
+        .filter_map(|v| v.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum();
+    let cpu = info(con, "cpu").await?;
+    let secs = ["used_cpu_sys", "used_cpu_user"]
+        .iter()
+        .filter_map(|k| cpu.get(*k)?.parse::<f64>().ok())
+        .sum();
+    Ok((calls, secs))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// User + system CPU seconds used so far by process `pid`.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn lpush_ceiling(port: u16) -> Result<f64> {
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &port.to_string(),
+            "-P",
+            "16",
+            "-n",
+            "1000000",
+            "-t",
+            "lpush",
+            "-q",
+            "--csv",
+        ])
+        .output()
+        .context("run redis-benchmark")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // CSV: "test","rps",…  then "LPUSH","123456.78",…
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split(',').map(|c| c.trim_matches('"')).collect();
+        if cols.first() == Some(&"LPUSH") {
+            return cols
+                .get(1)
+                .and_then(|v| v.parse().ok())
+                .context("parse redis-benchmark output");
+        }
+    }
+    bail!("unexpected redis-benchmark output: {text}")
+}
+
+async fn job_times(
+    con: &mut redis::aio::MultiplexedConnection,
+    keys: &celeriac_core::Keys,
+    ids: &[String],
+) -> Result<Vec<(u64, u64)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(5000) {
+        let mut pipe = redis::pipe();
+        for id in chunk {
+            pipe.cmd("HMGET")
+                .arg(keys.job("bench", id))
+                .arg("started_us")
+                .arg("finished_us");
+        }
+        let rows: Vec<(Option<u64>, Option<u64>)> = pipe.query_async(con).await?;
+        out.extend(
+            rows.into_iter()
+                .map(|(s, f)| (s.unwrap_or(0), f.unwrap_or(0))),
+        );
+    }
+    Ok(out)
+}
+
+async fn wait_drained(
+    con: &mut redis::aio::MultiplexedConnection,
+    keys: &celeriac_core::Keys,
+    n: usize,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let done: usize = con.zcard(keys.succeeded("bench")).await?;
+        if done >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {done} of {n} jobs succeeded within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let redis = start_redis()?;
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let mut config = Config::default();
+    config.redis_url = url.clone();
+    config.prefix = "bench".into();
+    let producer = Producer::connect(&config).await?;
+    let keys = celeriac_core::Keys::new("bench");
+    let mut con = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+
+    eprintln!("1/4 bulk enqueue of {} noop jobs…", args.jobs);
+    let t = Instant::now();
+    let mut ids = Vec::with_capacity(args.jobs);
+    for chunk in (0..args.jobs).collect::<Vec<_>>().chunks(10_000) {
+        let batch: Vec<NewJob> = chunk
+            .iter()
+            .map(|_| NewJob::new("noop", serde_json::json!({})).queue("bench"))
+            .collect();
+        ids.extend(
+            producer
+                .enqueue_many(batch)
+                .await?
+                .into_iter()
+                .map(|e| e.id),
+        );
+    }
+    let enqueue_secs = t.elapsed().as_secs_f64();
+    let enqueue_rate = args.jobs as f64 / enqueue_secs;
+
+    eprintln!(
+        "2/4 drain with one worker (concurrency {}, batch {})…",
+        args.concurrency, args.batch
+    );
+    let (calls0, cpu0) = redis_cost(&mut con).await?;
+    let before = info(&mut con, "commandstats").await?;
+    let mut worker = Command::new(&args.celeriac)
+        .args([
+            "--redis-url",
+            &url,
+            "--prefix",
+            "bench",
+            "worker",
+            "--queues",
+            "bench",
+        ])
+        .args(["--concurrency", &args.concurrency.to_string()])
+        .env("CELERIAC_WORKER__BATCH_SIZE", args.batch.to_string())
+        .env("CELERIAC_RETENTION__SUCCEEDED_MAX", "10000000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "start {} (build it with cargo build --release)",
+                args.celeriac
+            )
+        })?;
+    wait_drained(&mut con, &keys, args.jobs).await?;
+    let worker_cpu = cpu_secs(worker.id());
+    let (calls1, cpu1) = redis_cost(&mut con).await?;
+    let breakdown = info(&mut con, "commandstats").await?;
+    let times = job_times(&mut con, &keys, &ids).await?;
+    let first_start = times
+        .iter()
+        .map(|t| t.0)
+        .filter(|&s| s > 0)
+        .min()
+        .unwrap_or(0);
+    let last_finish = times.iter().map(|t| t.1).max().unwrap_or(0);
+    let drain_secs = (last_finish.saturating_sub(first_start)) as f64 / 1e6;
+    let drain_rate = args.jobs as f64 / drain_secs;
+    let calls_per_job = (calls1 - calls0) as f64 / args.jobs as f64;
+    let cpu_us_per_job = (cpu1 - cpu0) * 1e6 / args.jobs as f64;
+
+    eprintln!(
+        "3/4 latency at {} jobs/s for {:?}…",
+        args.rate, args.latency_for
+    );
+    let n = (args.rate as f64 * args.latency_for.as_secs_f64()) as usize;
+    let period = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = Vec::with_capacity(n);
+    for _ in 0..n {
+        ticker.tick().await;
+        let at = celeriac_core::time::now_us();
+        let id = producer
+            .enqueue(NewJob::new("noop", serde_json::json!({})).queue("bench"))
+            .await?
+            .id;
+        sent.push((id, at));
+    }
+    wait_drained(&mut con, &keys, args.jobs + n).await?;
+    let lat_ids: Vec<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+    let lat_times = job_times(&mut con, &keys, &lat_ids).await?;
+    let mut lat_ms: Vec<f64> = sent
+        .iter()
+        .zip(&lat_times)
+        .map(|((_, at), (start, _))| (*start as f64 - *at as f64) / 1000.0)
+        .collect();
+    lat_ms.sort_by(|a, b| a.total_cmp(b));
+    let rss = peak_rss_kib(worker.id());
+    let _ = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    let _ = worker.wait();
+
+    eprintln!("4/4 redis-benchmark -P 16 LPUSH ceiling…");
+    let ceiling = lpush_ceiling(redis.port)?;
+    let version = info(&mut con, "server")
+        .await?
+        .get("redis_version")
+        .cloned()
+        .unwrap_or_default();
+
+    println!("| measure | result | target |");
+    println!("|---|---|---|");
+    println!("| bulk enqueue, {} noop jobs | {:.0} jobs/s ({:.2} s; {:.0}% of the LPUSH ceiling) | ≥ 100,000 jobs/s |", args.jobs, enqueue_rate, enqueue_secs, 100.0 * enqueue_rate / ceiling);
+    println!("| drain, one worker process | {:.0} jobs/s ({:.2} s; {:.0}% of the LPUSH ceiling) | ≥ 50,000 jobs/s |", drain_rate, drain_secs, 100.0 * drain_rate / ceiling);
+    println!("| Redis commands per job (enqueue excluded, scripts' inner calls included) | {calls_per_job:.2} | |");
+    println!("| Redis CPU per job during the drain | {cpu_us_per_job:.1} µs | |");
+    println!(
+        "| worker CPU per job during the drain (incl. start-up) | {} | |",
+        worker_cpu
+            .map(|c| format!("{:.1} µs", c * 1e6 / args.jobs as f64))
+            .unwrap_or_else(|| "n/a".into())
+    );
+    println!("| enqueue → start at {} jobs/s ({} jobs): p50 / p99 / max | {:.2} / {:.2} / {:.2} ms | p99 ≤ 2 ms |", args.rate, n, percentile(&lat_ms, 0.5), percentile(&lat_ms, 0.99), lat_ms.last().copied().unwrap_or(f64::NAN));
+    println!(
+        "| worker peak RSS (VmHWM) | {} | ≤ 30 MiB |",
+        rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "n/a".into())
+    );
+    println!("| ceiling: redis-benchmark -P 16 -t lpush | {ceiling:.0} req/s | |");
+    println!();
+    println!("Redis commands during the drain (calls per job, µs per call; a script's time includes its inner calls):");
+    println!();
+    let stat = |stats: &HashMap<String, String>, key: &str, f: &str| -> f64 {
+        stats
+            .get(key)
+            .and_then(|v| {
+                v.split(',')
+                    .find_map(|kv| kv.strip_prefix(f))?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    let mut rows: Vec<(String, f64, f64)> = breakdown
+        .keys()
+        .filter_map(|k| {
+            let name = k.strip_prefix("cmdstat_")?;
+            let calls = stat(&breakdown, k, "calls=") - stat(&before, k, "calls=");
+            let usec = stat(&breakdown, k, "usec=") - stat(&before, k, "usec=");
+            (calls > 0.0).then(|| (name.to_string(), calls, usec / calls))
+        })
+        .filter(|(_, calls, _)| *calls >= args.jobs as f64 / 100.0)
+        .collect();
+    rows.sort_by(|a, b| (b.1 * b.2).total_cmp(&(a.1 * a.2)));
+    for (name, calls, usec) in rows {
+        println!(
+            "- `{name}`: {:.2} per job, {usec:.2} µs per call",
+            calls / args.jobs as f64
+        );
+    }
+    println!();
+    println!("Redis {version} on 127.0.0.1 (private server, no persistence), {} cores; worker concurrency {}, batch {}.", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), args.concurrency, args.batch);
+    Ok(())
+}

@@ -18,7 +18,7 @@ local pushed = false
 for i = 4, #ARGV, 5 do
   local id, token, op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local jk = base .. 'job:' .. id
-  local f = redis.pcall('HMGET', jk, 'state', 'token', 'worker', 'started_us', 'attempt', 'hist')
+  local f = redis.pcall('HMGET', jk, 'state', 'token')
   if f.err or f[1] ~= 'active' or f[2] ~= token then
     rejected[#rejected + 1] = id
   else
@@ -33,11 +33,13 @@ for i = 4, #ARGV, 5 do
       succ[#succ + 1] = id
       processed = processed + 1
     else
-      local entry = { attempt = tonumber(f[5]), worker = f[3], started_us = f[4],
+      -- failure paths are rare: read what the history entry needs only here
+      local h = redis.call('HMGET', jk, 'worker', 'started_us', 'attempt', 'hist')
+      local entry = { attempt = tonumber(h[3]), worker = h[1], started_us = h[2],
         finished_us = now_us, outcome = op }
       if op == 'retry' or op == 'dead' then entry.error = a end
       if op == 'dead' then entry.reason = b end
-      hist_append(jk, f[6], entry)
+      hist_append(jk, h[4], entry)
       if op == 'retry' then
         redis.call('HSET', jk, 'state', 'retrying', 'error', a, 'finished_us', now_us)
         redis.call('ZADD', KEYS[3], now_ms + tonumber(b), id)
