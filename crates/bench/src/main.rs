@@ -235,9 +235,11 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let redis = start_redis()?;
     let url = format!("redis://127.0.0.1:{}", redis.port);
-    let mut config = Config::default();
-    config.redis_url = url.clone();
-    config.prefix = "bench".into();
+    let config = Config {
+        redis_url: url.clone(),
+        prefix: "bench".into(),
+        ..Config::default()
+    };
     let producer = Producer::connect(&config).await?;
     let keys = celeriac_core::Keys::new("bench");
     let mut con = redis::Client::open(url.as_str())?
