@@ -95,3 +95,25 @@ fn queues_and_workers_report_activity() {
         "{table}"
     );
 }
+
+#[test]
+fn json_logs_carry_the_job_span() {
+    let mut env = Env::new("");
+    let w = env.spawn_worker(&["--log-format", "json"]);
+    let id = env.enqueue(
+        "fail",
+        r#"{"message": "json please"}"#,
+        &["--max-attempts", "1"],
+    );
+    env.wait_final(&id, Duration::from_secs(20));
+    let log = env.worker(w).log_text();
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["error"] == "json please")
+        .unwrap_or_else(|| panic!("no JSON log line for the failure in:\n{log}"));
+    assert_eq!(line["span"]["id"], id.as_str(), "{line}");
+    assert_eq!(line["span"]["kind"], "fail", "{line}");
+    assert_eq!(line["span"]["attempt"], 1, "{line}");
+    assert_eq!(line["level"], "ERROR", "{line}");
+}

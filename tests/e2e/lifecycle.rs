@@ -196,3 +196,36 @@ fn purge_and_list_by_state() {
     let bad = env.cli(&["jobs", "purge", "--queue", "q1", "--state", "active"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn retention_bounds_finished_jobs_by_count_and_age() {
+    let mut env =
+        Env::new("[retention]\nsucceeded_max = 3\nsucceeded_ttl = \"2s\"\ndead_max = 2\n");
+    env.spawn_worker(&[]);
+    let ok: Vec<String> = (0..5).map(|_| env.enqueue("noop", "{}", &[])).collect();
+    let dead: Vec<String> = (0..4)
+        .map(|_| env.enqueue("fail", "{}", &["--max-attempts", "1"]))
+        .collect();
+    // Wait until every job has been recorded (count trimming happens as outcomes arrive).
+    wait_until(T, "all outcomes to be recorded", || {
+        let q: serde_json::Value = serde_json::from_str(&env.ok(&["queues", "--json"])).unwrap();
+        let q = &q[0];
+        q["processed_total"] == 5 && q["failed_total"] == 4
+    });
+    let q: serde_json::Value = serde_json::from_str(&env.ok(&["queues", "--json"])).unwrap();
+    assert_eq!(q[0]["states"]["succeeded"], 3, "count bound: {q}");
+    assert_eq!(q[0]["states"]["dead"], 2, "count bound: {q}");
+    // The newest are kept, the oldest deleted with their records.
+    assert_eq!(env.status(&ok[4])["state"], "succeeded");
+    assert_eq!(env.cli(&["status", &ok[0]]).status.code(), Some(1));
+    assert_eq!(env.cli(&["status", &dead[0]]).status.code(), Some(1));
+    // Age bound: the janitor (every 1 s here) deletes succeeded jobs older than 2 s.
+    wait_until(T, "the janitor to apply the age limit", || {
+        env.cli(&["status", &ok[4]]).status.code() == Some(1)
+    });
+    assert_eq!(
+        env.status(&dead[3])["state"],
+        "dead",
+        "dead jobs keep their own, longer age limit"
+    );
+}
