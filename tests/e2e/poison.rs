@@ -130,3 +130,39 @@ fn oversized_payload_is_refused_at_enqueue() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("over the 1024-byte cap"), "{stderr}");
 }
+
+#[test]
+fn records_in_states_no_producer_writes_end_dead_and_strays_leave_the_dead_set() {
+    let mut env = Env::new("");
+    let mut con = env.redis();
+    let job = |id: &str| env.key("default", &format!("job:{id}"));
+    let msg = envelope("typo", "noop");
+    let _: () = con
+        .hset_multiple(job("typo"), &[("msg", msg.as_str()), ("state", "Pending")])
+        .unwrap();
+    let _: () = con.lpush(env.key("default", "pending"), "typo").unwrap();
+    let msg = envelope("later", "noop");
+    let _: () = con
+        .hset_multiple(job("later"), &[("msg", msg.as_str()), ("state", "delayed")])
+        .unwrap();
+    let _: () = con
+        .zadd(env.key("default", "scheduled"), "later", 0)
+        .unwrap();
+    // A dead-set entry whose record is not dead must not make `retry --all-dead` loop.
+    let _: () = con.zadd(env.key("default", "dead"), "stray", 0).unwrap();
+    let _: () = con
+        .sadd(format!("{}:queues", env.prefix), "default")
+        .unwrap();
+
+    env.spawn_worker(&[]);
+    for id in ["typo", "later"] {
+        let j = env.wait_final(id, T);
+        assert_eq!(j["reason"], "schema_error", "{j}");
+        assert!(
+            j["last_error"].as_str().unwrap().contains("has state"),
+            "{j}"
+        );
+    }
+    let out = env.ok(&["jobs", "retry", "--all-dead", "--queue", "default"]);
+    assert!(out.contains("requeued 2"), "{out}");
+}

@@ -4,8 +4,9 @@
 -- ARGV[5] envelope size cap in bytes (a larger envelope is not sent back, only its length)
 -- Returns { now_ms, id, token, attempt, envelope, length, id, token, ... }
 --   token is the fencing token of this lease: acks and lease renewals must present it.
--- Ids whose record is not pending (cancelled meanwhile, pushed twice) are dropped; ids with no
--- record at all become dead with reason schema_error.
+-- Ids whose record is in another known state (cancelled meanwhile, pushed twice) are dropped;
+-- ids with no record, no state or a state no Celeriac writes become dead with reason
+-- schema_error.
 local base = ARGV[1]
 local now_ms, now_us = clock()
 local out = { now_ms }
@@ -40,6 +41,8 @@ for _, id in ipairs(ids) do
     else
       bury_orphan(base, KEYS[4], id, now_ms, now_us, 'no job record for this id: the pending list holds job ids, and ' .. jk .. ' must hold the envelope (see docs/wire-format.md)')
     end
+  elseif not KNOWN_STATE[f[1]] then
+    bury_orphan(base, KEYS[4], id, now_ms, now_us, 'job record has state ' .. string.format('%q', f[1]) .. '; a producer writes "pending" (or "scheduled" with a run-at) (see docs/wire-format.md)')
   end
 end
 if #lease > 0 then redis.call('ZADD', KEYS[2], unpack(lease)) end

@@ -47,7 +47,12 @@ local function bury_orphan(base, dead_key, id, now_ms, now_us, message)
     'finished_us', now_us)
   redis.call('ZADD', dead_key, now_ms, id)
   redis.call('HINCRBY', base .. 'stats', 'dead:schema_error', 1)
+  redis.call('HINCRBY', base .. 'stats', 'failed', 1)
 end
+
+-- States a job record can hold; anything else was written by a confused producer.
+local KNOWN_STATE = { scheduled = true, pending = true, active = true, retrying = true,
+  succeeded = true, dead = true, cancelled = true }
 
 -- Wake one idle fetcher of this queue (at most one token is kept).
 local function wake(wake_key)

@@ -19,6 +19,8 @@ for _, z in ipairs({ KEYS[1], KEYS[2] }) do
       moved = moved + 1
     elseif not st then
       bury_orphan(base, KEYS[5], id, now_ms, now_us, 'no job record (or no `state` field) for this scheduled id (see docs/wire-format.md)')
+    elseif not KNOWN_STATE[st] then
+      bury_orphan(base, KEYS[5], id, now_ms, now_us, 'job record has state ' .. string.format('%q', st) .. '; a producer writes "scheduled" for a delayed job (see docs/wire-format.md)')
     end
   end
 end

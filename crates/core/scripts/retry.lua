@@ -2,8 +2,9 @@
 -- KEYS[1] pending, KEYS[2] scheduled, KEYS[3] retry, KEYS[4] dead, KEYS[5] cancelled, KEYS[6] wake
 -- ARGV[1] queue base, ARGV[2] mode: 'ids' (ARGV[4..] are job ids) or 'all-dead' (up to
 -- ARGV[3] jobs from the dead set)
--- Returns, per id, the state it was in ('' when there is no such job); for 'all-dead', the ids
--- requeued. A requeued job gets one more attempt (its attempt count is kept, so a job past its
+-- Returns, per id, the state it was in ('' when there is no such job); for 'all-dead',
+-- { ids taken off the dead set, ids requeued } (ids whose record is not dead are only taken off
+-- the index, so the loop always ends). A requeued job gets one more attempt (its attempt count is kept, so a job past its
 -- max_attempts that fails again goes back to dead); its count of lost deliveries is reset and its
 -- history kept.
 local base = ARGV[1]
@@ -20,8 +21,10 @@ local pushed = false
 for _, id in ipairs(ids) do
   local jk = base .. 'job:' .. id
   local st = redis.pcall('HGET', jk, 'state')
-  if type(st) ~= 'string' then
-    if ARGV[2] == 'all-dead' then redis.call('ZREM', KEYS[4], id) end
+  if ARGV[2] == 'all-dead' and st ~= 'dead' then
+    redis.call('ZREM', KEYS[4], id)
+    out[#out + 1] = ''
+  elseif type(st) ~= 'string' then
     out[#out + 1] = ''
   else
     out[#out + 1] = st
@@ -36,5 +39,11 @@ for _, id in ipairs(ids) do
   end
 end
 if pushed then wake(KEYS[6]) end
-if ARGV[2] == 'all-dead' then return ids end
+if ARGV[2] == 'all-dead' then
+  local requeued = 0
+  for _, prev in ipairs(out) do
+    if prev == 'dead' then requeued = requeued + 1 end
+  end
+  return { #ids, requeued }
+end
 return out

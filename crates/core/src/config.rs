@@ -62,7 +62,7 @@ pub const DEFAULT_DEAD_MAX: u64 = 10_000;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// `redis://[user:password@]host:port[/db]` or `rediss://…`.
+    /// `redis://[user:password@]host:port[/db]`.
     pub redis_url: String,
     /// Prefix of every key.
     pub prefix: String,
@@ -276,6 +276,11 @@ pub struct KindPolicy {
     pub timeout: Duration,
 }
 
+/// Settings whose environment value is a comma-separated list.
+const LIST_FIELDS: [&str; 1] = ["worker.queues"];
+/// Settings whose environment value is always taken as text (never a number or a list).
+const STRING_FIELDS: [&str; 4] = ["redis_url", "prefix", "log.level", "log.format"];
+
 const TOP_LEVEL_KEYS: [&str; 8] = [
     "redis_url",
     "prefix",
@@ -336,7 +341,13 @@ impl Config {
             })
         }
         let lower = self.redis_url.to_ascii_lowercase();
-        if !["redis://", "rediss://", "unix://", "redis+unix://"]
+        if lower.starts_with("rediss://") {
+            return bad(
+                "redis_url",
+                "rediss:// (TLS) is not supported by this build yet; use redis:// on a trusted network or a TLS tunnel",
+            );
+        }
+        if !["redis://", "unix://", "redis+unix://"]
             .iter()
             .any(|s| lower.starts_with(s))
             || redis::Client::open(self.redis_url.as_str()).is_err()
@@ -344,7 +355,7 @@ impl Config {
             return bad(
                 "redis_url",
                 format!(
-                    "{:?} is not a Redis URL; expected redis://[user:password@]host:port[/db] or rediss://…",
+                    "{:?} is not a Redis URL; expected redis://[user:password@]host:port[/db]",
                     redact_url(&self.redis_url)
                 ),
             );
@@ -539,7 +550,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) {
     if !TOP_LEVEL_KEYS.contains(&path[0].as_str()) || path.iter().any(String::is_empty) {
         return;
     }
-    let parsed = parse_env_value(value);
+    let parsed = parse_env_value(&path.join("."), value);
     let mut node = table;
     for (i, segment) in path.iter().enumerate() {
         if i + 1 == path.len() {
@@ -559,27 +570,25 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) {
     }
 }
 
-fn parse_env_value(value: &str) -> toml::Value {
+fn parse_env_value(path: &str, value: &str) -> toml::Value {
+    if LIST_FIELDS.contains(&path) {
+        return toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        );
+    }
+    if STRING_FIELDS.contains(&path) {
+        return toml::Value::String(value.to_string());
+    }
     if let Ok(v) = value.parse::<i64>() {
         return toml::Value::Integer(v);
     }
     if let Ok(v) = value.parse::<bool>() {
         return toml::Value::Boolean(v);
-    }
-    if value.starts_with('[') {
-        if let Ok(t) = format!("v = {value}").parse::<toml::Table>() {
-            if let Some(v) = t.get("v") {
-                return v.clone();
-            }
-        }
-    }
-    if value.contains(',') && !value.contains("://") {
-        return toml::Value::Array(
-            value
-                .split(',')
-                .map(|s| toml::Value::String(s.trim().to_string()))
-                .collect(),
-        );
     }
     toml::Value::String(value.to_string())
 }
@@ -671,6 +680,7 @@ mod tests {
                 ("CELERIAC_WORKER__CONCURRENCY", "7"),
                 ("CELERIAC_WORKER__QUEUES", "a,b"),
                 ("CELERIAC_UNRELATED", "x"),
+                ("CELERIAC_LOG__LEVEL", "celeriac_worker=debug,info"),
             ]),
         )
         .unwrap();
@@ -680,6 +690,17 @@ mod tests {
         assert_eq!(c.worker.lease, Duration::from_secs(10));
         assert_eq!(c.policy("fail").max_attempts, 3);
         assert_eq!(c.policy("noop").max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(c.log.level, "celeriac_worker=debug,info");
+        let one = Config::load_with_env(
+            None,
+            env(&[
+                ("CELERIAC_WORKER__QUEUES", "mail"),
+                ("CELERIAC_PREFIX", "2024"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(one.worker.queues, vec!["mail"]);
+        assert_eq!(one.prefix, "2024");
     }
 
     #[test]

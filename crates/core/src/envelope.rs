@@ -175,6 +175,12 @@ impl Envelope {
                 "field `kind` is empty",
             ));
         }
+        if env.timeout_ms == Some(0) {
+            return Err(DecodeError::new(
+                DeadReason::SchemaError,
+                "field `timeout_ms` must be greater than zero",
+            ));
+        }
         if env.max_attempts == Some(0) {
             return Err(DecodeError::new(
                 DeadReason::SchemaError,

@@ -426,11 +426,11 @@ impl Inspector {
         keys::validate_queue(queue)?;
         let mut total = 0;
         loop {
-            let ids: Vec<String> = self.retry_call(queue, "all-dead", &[]).await?;
-            if ids.is_empty() {
+            let (taken, requeued): (u64, u64) = self.retry_call(queue, "all-dead", &[]).await?;
+            if taken == 0 {
                 return Ok(total);
             }
-            total += ids.len() as u64;
+            total += requeued;
         }
     }
 
@@ -497,8 +497,8 @@ impl Inspector {
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
         let names = self.queue_names().await?;
         let mut con = self.con();
-        let (secs, _): (u64, u64) = redis::cmd("TIME").query_async(&mut con).await?;
-        let now_ms = secs * 1000;
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut con).await?;
+        let now_ms = secs * 1000 + micros / 1000;
         let slot_now = secs / 10;
         let k = self.broker.keys();
         let mut out = Vec::new();

@@ -73,7 +73,7 @@ impl JobState {
             // operator retry ("run now") of a finished-unsuccessfully job (or of a waiting one,
             // the same edge as the promoter's)
             (Dead | Cancelled, Pending) => true,
-            // poison found while promoting (record missing) or by the recoverer
+            // a record without a usable state found by the fetcher or the promoter (bury_orphan)
             (Scheduled | Retrying | Pending, Dead) => true,
             _ => false,
         }

@@ -173,6 +173,12 @@ impl Producer {
                 message: "must be at least 1".into(),
             });
         }
+        if job.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::ConfigValue {
+                field: "timeout".into(),
+                message: "must be greater than zero".into(),
+            });
+        }
         if let Some(key) = &job.idempotency_key {
             if key.is_empty() || key.len() > 512 {
                 return Err(Error::ConfigValue {

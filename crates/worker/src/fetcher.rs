@@ -140,8 +140,12 @@ async fn wait_for_work(
         _ = stop.cancelled() => {}
         r = blpop => {
             if let Err(e) = r {
-                warn!(error = %e, "wake-up wait failed; reconnecting");
+                warn!(error = %e, "wake-up wait failed; polling again after a pause");
                 *waiter = None;
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(IDLE_WAIT) => {}
+                }
             }
         }
     }

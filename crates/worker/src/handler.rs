@@ -46,14 +46,15 @@ pub struct Job {
     pub max_attempts: u32,
     /// Input.
     pub payload: Value,
-    /// Cancelled when the handler should stop: the worker is shutting down past its grace
-    /// period, the job was cancelled, or its lease was lost. Long handlers should select on
-    /// [`Job::cancelled`] and return.
+    /// Cancelled when this attempt ends for any reason — finished, timed out, abandoned at
+    /// the end of the shutdown grace period, or its lease lost (cancelled by an operator,
+    /// taken back). The handler's own future is simply dropped in those cases; the token is
+    /// for tasks the handler spawned, which should select on [`Job::cancelled`] and stop.
     pub cancel: CancellationToken,
 }
 
 impl Job {
-    /// Resolves when the handler should stop.
+    /// Resolves when this attempt has ended (see [`Job::cancel`]).
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await
     }

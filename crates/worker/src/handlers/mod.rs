@@ -2,7 +2,7 @@
 //!
 //! Built-in kinds (for smoke tests, benchmarks and operators' drills):
 //! - `noop`: succeeds at once.
-//! - `sleep` `{"ms": N}`: waits N milliseconds (stops early if cancelled), then succeeds.
+//! - `sleep` `{"ms": N}`: waits N milliseconds, then succeeds.
 //! - `fail` `{"times": N, "message": S}`: fails its first N attempts with message S, then
 //!   succeeds; without `times` it always fails.
 
