@@ -4,10 +4,13 @@ CONFIG ?= config/default.toml
 
 .PHONY: run test lint fmt bench build clean-data
 
-## run: start the service on its embedded defaults (starts a local Redis if none answers)
+## run: start the service on its embedded defaults (starts a local Redis if none answers):
+## the scheduler (celeriac cron) in the background and a worker in the foreground
 run:
 	@scripts/ensure-redis.sh
 	$(CARGO) build --locked --release -p celeriac-cli
+	./target/release/celeriac --config $(CONFIG) cron & cron=$$!; \
+	trap 'kill $$cron 2>/dev/null; wait $$cron' EXIT INT TERM; \
 	./target/release/celeriac --config $(CONFIG) worker
 
 ## test: every test (unit, property, end-to-end against real Redis, Python interop)

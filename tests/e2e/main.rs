@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod crash;
+mod cron;
 mod interop;
 mod lifecycle;
 mod poison;

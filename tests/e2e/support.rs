@@ -172,22 +172,43 @@ impl Env {
         last
     }
 
-    /// Start a worker with extra flags; returns once it is registered.
-    pub fn spawn_worker(&mut self, extra: &[&str]) -> usize {
+    /// Start `celeriac cron` (a scheduler replica); returns once it logged its start.
+    pub fn spawn_cron(&mut self) -> usize {
+        let n = self.spawn_process(&["cron"]);
+        wait_until(Duration::from_secs(10), "cron to start", || {
+            let w = &mut self.workers[n];
+            assert!(
+                w.child.try_wait().unwrap().is_none(),
+                "cron exited:\n{}",
+                w.log_text()
+            );
+            w.log_text().contains("cron started")
+        });
+        n
+    }
+
+    fn spawn_process(&mut self, args: &[&str]) -> usize {
         let n = self.workers.len();
-        let log = self.dir.join(format!("worker-{n}.log"));
+        let log = self.dir.join(format!("process-{n}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = self
             .command()
-            .arg("worker")
-            .args(extra)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .expect("spawn worker");
-        let pid = child.id();
         self.workers.push(Worker { child, log });
+        n
+    }
+
+    /// Start a worker with extra flags; returns once it is registered.
+    pub fn spawn_worker(&mut self, extra: &[&str]) -> usize {
+        let mut args = vec!["worker"];
+        args.extend_from_slice(extra);
+        let n = self.spawn_process(&args);
+        let pid = self.workers[n].pid();
         wait_until(Duration::from_secs(10), "the worker to register", || {
             let out = self.ok(&["workers", "--json"]);
             let list: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
@@ -195,6 +216,11 @@ impl Env {
                 .is_some_and(|a| a.iter().any(|w| w["pid"] == pid))
         });
         n
+    }
+
+    /// The config file's path.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config
     }
 
     pub fn worker(&mut self, n: usize) -> &mut Worker {
@@ -205,7 +231,7 @@ impl Env {
         self.workers
             .iter()
             .enumerate()
-            .map(|(i, w)| format!("--- worker {i} (pid {}) ---\n{}", w.pid(), w.log_text()))
+            .map(|(i, w)| format!("--- process {i} (pid {}) ---\n{}", w.pid(), w.log_text()))
             .collect()
     }
 

@@ -51,6 +51,9 @@ enum Command {
     Queues(cmd::queues::Args),
     /// Live workers: id, host, pid, queues, concurrency, jobs in flight, heartbeat.
     Workers(cmd::workers::Args),
+    /// Run the periodic scheduler ([[cron.schedules]] in the config), or list schedules and
+    /// their recent ticks. Any number of replicas may run: each tick is enqueued once.
+    Cron(cmd::cron::Args),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
             Command::Jobs(command) => cmd::jobs::run(config, command).await,
             Command::Queues(args) => cmd::queues::run(config, args).await,
             Command::Workers(args) => cmd::workers::run(config, args).await,
+            Command::Cron(args) => cmd::cron::run(config, args).await,
         }
     });
     match result {

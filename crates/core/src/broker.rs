@@ -93,6 +93,17 @@ pub struct Ack {
     pub op: AckOp,
 }
 
+/// What [`Broker::cron_enqueue`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CronEnqueue {
+    /// This call enqueued the tick.
+    Enqueued,
+    /// The tick (or a later one) was already enqueued.
+    AlreadyDone,
+    /// The tick is still in the future on the Redis clock.
+    NotDue,
+}
+
 /// What one recovery sweep did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
@@ -382,6 +393,74 @@ impl Broker {
             .arg(limit)
             .invoke_async(&mut self.con.clone())
             .await?)
+    }
+
+    /// Enqueue tick `tick_ms` of schedule `name` exactly once across all schedulers.
+    pub async fn cron_enqueue(
+        &self,
+        name: &str,
+        tick_ms: u64,
+        job: &NewJob,
+    ) -> Result<CronEnqueue> {
+        let queue = job.envelope.queue.as_str();
+        let k = &self.keys;
+        let r: i64 = scripts::CRON_ENQUEUE
+            .key(k.pending(queue))
+            .key(k.wake(queue))
+            .key(k.cron(queue, name))
+            .key(k.cron_history(queue, name))
+            .arg(k.queue_base(queue))
+            .arg(tick_ms)
+            .arg(&job.envelope.id)
+            .arg(&job.body)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(match r {
+            1 => CronEnqueue::Enqueued,
+            0 => CronEnqueue::AlreadyDone,
+            _ => CronEnqueue::NotDue,
+        })
+    }
+
+    /// The last tick (Unix ms) a schedule enqueued, and its job id.
+    pub async fn cron_last(&self, queue: &str, name: &str) -> Result<Option<(u64, String)>> {
+        let (tick, id): (Option<u64>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.cron(queue, name))
+            .arg("last_tick")
+            .arg("last_id")
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(tick.zip(id))
+    }
+
+    /// A schedule's most recent ticks, newest first: (tick Unix ms, job id).
+    pub async fn cron_history(
+        &self,
+        queue: &str,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>> {
+        let rows: Vec<String> = redis::cmd("LRANGE")
+            .arg(self.keys.cron_history(queue, name))
+            .arg(0)
+            .arg(limit.max(1) as isize - 1)
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let (t, id) = r.split_once(' ')?;
+                Some((t.parse().ok()?, id.to_string()))
+            })
+            .collect())
+    }
+
+    /// The Redis clock, Unix milliseconds.
+    pub async fn redis_time_ms(&self) -> Result<u64> {
+        let (secs, micros): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(secs * 1000 + micros / 1000)
     }
 
     /// Make `queues` known to the inspector (idempotent).

@@ -78,6 +78,82 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Periodic jobs.
+    pub cron: CronConfig,
+}
+
+/// `[cron]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CronConfig {
+    /// `[[cron.schedules]]` entries.
+    pub schedules: Vec<ScheduleConfig>,
+}
+
+/// One `[[cron.schedules]]` entry. The expression and time zone are checked by `celeriac-cron`
+/// when the scheduler starts; [`Config::validate`] checks the rest.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Unique name (A-Z a-z 0-9 _ - ., at most 64): part of every job id it creates.
+    pub name: String,
+    /// Cron expression: 5 fields, or 6 with seconds first (`*/10 * * * * *`).
+    pub schedule: String,
+    /// IANA time zone the expression is read in.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Kind of the jobs enqueued.
+    pub kind: String,
+    /// Payload of the jobs enqueued (any TOML value; a table becomes a JSON object).
+    #[serde(default = "empty_object")]
+    pub payload: serde_json::Value,
+    /// Queue.
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// Ticks missed while no scheduler ran: `skip`, `latest` or `all` (at most `catch_up_max`).
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    /// Most missed ticks enqueued by `catch_up = "all"` (the newest ones).
+    #[serde(default = "default_catch_up_max")]
+    pub catch_up_max: u32,
+    /// Attempts of each job (the kind's policy when absent).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// A disabled schedule is listed but enqueues nothing.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+/// What to do with ticks missed while no scheduler replica ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Enqueue none of them; resume with the next tick.
+    #[default]
+    Skip,
+    /// Enqueue the most recent missed tick only.
+    Latest,
+    /// Enqueue every missed tick, oldest first, at most `catch_up_max` (the newest).
+    All,
+}
+
+/// Most missed ticks `catch_up = "all"` enqueues by default.
+pub const DEFAULT_CATCH_UP_MAX: u32 = 100;
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+fn default_queue() -> String {
+    DEFAULT_QUEUE.into()
+}
+fn default_catch_up_max() -> u32 {
+    DEFAULT_CATCH_UP_MAX
+}
+fn default_true() -> bool {
+    true
 }
 
 /// `[worker]`.
@@ -204,6 +280,7 @@ impl Default for Config {
             kinds: BTreeMap::new(),
             retention: RetentionConfig::default(),
             log: LogConfig::default(),
+            cron: CronConfig::default(),
         }
     }
 }
@@ -281,7 +358,8 @@ const LIST_FIELDS: [&str; 1] = ["worker.queues"];
 /// Settings whose environment value is always taken as text (never a number or a list).
 const STRING_FIELDS: [&str; 4] = ["redis_url", "prefix", "log.level", "log.format"];
 
-const TOP_LEVEL_KEYS: [&str; 8] = [
+const TOP_LEVEL_KEYS: [&str; 9] = [
+    "cron",
     "redis_url",
     "prefix",
     "worker",
@@ -453,6 +531,40 @@ impl Config {
         }
         if r.dead_max == 0 {
             return bad("retention.dead_max", "must be at least 1");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.cron.schedules.iter().enumerate() {
+            let field = format!("cron.schedules[{i}] ({:?})", s.name);
+            if s.name.is_empty()
+                || s.name.len() > 64
+                || !s
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            {
+                return bad(
+                    &format!("{field}.name"),
+                    "use 1-64 characters from A-Z a-z 0-9 _ - .",
+                );
+            }
+            if !names.insert(s.name.as_str()) {
+                return bad(
+                    &format!("{field}.name"),
+                    "another schedule has the same name",
+                );
+            }
+            if let Err(e) = crate::keys::validate_queue(&s.queue) {
+                return bad(&format!("{field}.queue"), e.to_string());
+            }
+            if let Err(e) = crate::keys::validate_kind(&s.kind) {
+                return bad(&format!("{field}.kind"), e.to_string());
+            }
+            if s.max_attempts == Some(0) {
+                return bad(&format!("{field}.max_attempts"), "must be at least 1");
+            }
+            if s.catch_up_max == 0 {
+                return bad(&format!("{field}.catch_up_max"), "must be at least 1");
+            }
         }
         if tracing_level_ok(&self.log.level).is_err() {
             return bad(

@@ -181,6 +181,11 @@ impl Inspector {
         Ok(jobs.pop().flatten())
     }
 
+    /// Jobs of `queue` by id, in order (`None` for ids with no record).
+    pub async fn jobs_in(&self, queue: &str, ids: &[String]) -> Result<Vec<Option<JobInfo>>> {
+        self.load(queue, ids).await
+    }
+
     async fn load(&self, queue: &str, ids: &[String]) -> Result<Vec<Option<JobInfo>>> {
         if ids.is_empty() {
             return Ok(Vec::new());

@@ -20,6 +20,8 @@
 //! | `P:{Q}:idem:KEY`            | string | idempotency key → job id (expires)                 |
 //! | `P:{Q}:stats`               | hash   | counters since the queue existed                   |
 //! | `P:{Q}:stats:SLOT`          | hash   | counters of one 10-second slot (expire)            |
+//! | `P:{Q}:cron:NAME`           | hash   | a schedule's last enqueued tick and job id         |
+//! | `P:{Q}:cronhist:NAME`       | list   | a schedule's last 100 ticks, `TICK_MS JOB_ID`      |
 
 use crate::error::{Error, Result};
 
@@ -122,6 +124,16 @@ impl Keys {
     /// Counters of one 10-second slot (`slot` = Unix seconds / 10).
     pub fn stats_slot(&self, queue: &str, slot: u64) -> String {
         format!("{}stats:{slot}", self.queue_base(queue))
+    }
+
+    /// A schedule's state (last tick), in the queue its jobs go to.
+    pub fn cron(&self, queue: &str, schedule: &str) -> String {
+        format!("{}cron:{schedule}", self.queue_base(queue))
+    }
+
+    /// A schedule's recent ticks.
+    pub fn cron_history(&self, queue: &str, schedule: &str) -> String {
+        format!("{}cronhist:{schedule}", self.queue_base(queue))
     }
 
     fn queue_key(&self, queue: &str, name: &str) -> String {

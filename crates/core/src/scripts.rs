@@ -29,3 +29,4 @@ script!(JANITOR, "janitor.lua");
 script!(CANCEL, "cancel.lua");
 script!(RETRY, "retry.lua");
 script!(PURGE, "purge.lua");
+script!(CRON_ENQUEUE, "cron_enqueue.lua");

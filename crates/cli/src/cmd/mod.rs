@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod cron;
 pub mod enqueue;
 pub mod jobs;
 pub mod queues;

@@ -38,7 +38,7 @@ pub async fn run(mut config: Config, args: Args) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn on_signal(shutdown: CancellationToken) {
+pub(crate) async fn on_signal(shutdown: CancellationToken) {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -54,7 +54,7 @@ async fn on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-fn init_logging(config: &Config) {
+pub(crate) fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("RUST_LOG")
         .ok()

@@ -1,0 +1,272 @@
+//! The scheduler loop: for each enabled schedule, wait for its next tick on the Redis clock and
+//! offer the tick to Redis, which enqueues it only once across every replica. Ticks are taken in
+//! order and a tick is retried until Redis answers, so a slow or failed enqueue delays a tick but
+//! never skips or doubles it.
+
+use crate::schedule::{Schedule, ScheduleError};
+use celeriac_core::broker::{CronEnqueue, NewJob};
+use celeriac_core::config::{redact_url, CatchUp, Config};
+use celeriac_core::{Broker, Envelope, ENVELOPE_VERSION};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+/// Longest single sleep while waiting for a tick (the Redis clock is read again after it).
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// Why the scheduler could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    /// A schedule is invalid.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    /// Redis could not be reached at start.
+    #[error("cannot connect to Redis at {url}: {source}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// The cause.
+        source: celeriac_core::Error,
+    },
+}
+
+/// Parse every schedule of `config` (enabled or not) against the kinds this build runs.
+pub fn schedules(config: &Config, known_kinds: &[String]) -> Result<Vec<Schedule>, ScheduleError> {
+    config
+        .cron
+        .schedules
+        .iter()
+        .map(|s| Schedule::new(s.clone(), known_kinds))
+        .collect()
+}
+
+/// Run the scheduler until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    known_kinds: Vec<String>,
+    shutdown: CancellationToken,
+) -> Result<(), CronError> {
+    let all = schedules(&config, &known_kinds)?;
+    let broker = Broker::connect(&config.redis_url, &config.prefix)
+        .await
+        .map_err(|source| CronError::Connect {
+            url: redact_url(&config.redis_url),
+            source,
+        })?;
+    let enabled: Vec<Schedule> = all.into_iter().filter(|s| s.config.enabled).collect();
+    let queues: Vec<String> = enabled.iter().map(|s| s.config.queue.clone()).collect();
+    if !queues.is_empty() {
+        if let Err(e) = broker.register_queues(&queues).await {
+            warn!(error = %e, "could not register the schedules' queues");
+        }
+    }
+    if enabled.is_empty() {
+        info!("cron started with no enabled schedules ([[cron.schedules]] in the config); idle until stopped");
+    } else {
+        info!(schedules = %enabled.iter().map(|s| s.name()).collect::<Vec<_>>().join(","), "cron started");
+    }
+    let tasks: Vec<_> = enabled
+        .into_iter()
+        .map(|s| tokio::spawn(run_schedule(broker.clone(), s, shutdown.clone())))
+        .collect();
+    shutdown.cancelled().await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    info!("cron stopped");
+    Ok(())
+}
+
+async fn run_schedule(broker: Broker, schedule: Schedule, stop: CancellationToken) {
+    let Some(now) = retry(&stop, "read the Redis clock", || broker.redis_time_ms()).await else {
+        return;
+    };
+    let queue = schedule.config.queue.clone();
+    let Some(last) = retry(&stop, "read the schedule's last tick", || {
+        broker.cron_last(&queue, schedule.name())
+    })
+    .await
+    else {
+        return;
+    };
+    for tick in missed_ticks(&schedule, last.map(|(t, _)| t), now) {
+        if !offer(&broker, &schedule, tick, &stop).await {
+            return;
+        }
+    }
+    let mut cursor = now;
+    loop {
+        let Some(tick) = schedule.next_after(cursor) else {
+            warn!(
+                schedule = schedule.name(),
+                "no further ticks before year 5000; stopping this schedule"
+            );
+            return;
+        };
+        if !wait_for(&broker, tick, &stop).await || !offer(&broker, &schedule, tick, &stop).await {
+            return;
+        }
+        cursor = tick;
+    }
+}
+
+/// Ticks missed since `last` (the schedule's last enqueued tick), per its catch-up policy,
+/// oldest first. Nothing is missed when the schedule never ran.
+pub fn missed_ticks(schedule: &Schedule, last: Option<u64>, now: u64) -> Vec<u64> {
+    let Some(last) = last else { return Vec::new() };
+    let bound = match schedule.catch_up() {
+        CatchUp::Skip => return Vec::new(),
+        CatchUp::Latest => 1,
+        CatchUp::All => schedule.config.catch_up_max as usize,
+    };
+    let mut ticks = Vec::new();
+    let mut cursor = now;
+    while ticks.len() < bound {
+        match schedule.previous_at_or_before(cursor) {
+            Some(t) if t > last => {
+                ticks.push(t);
+                cursor = t - 1;
+            }
+            _ => break,
+        }
+    }
+    ticks.reverse();
+    ticks
+}
+
+/// Sleep until `tick` on the Redis clock; false if stopped.
+async fn wait_for(broker: &Broker, tick: u64, stop: &CancellationToken) -> bool {
+    loop {
+        let Some(now) = retry(stop, "read the Redis clock", || broker.redis_time_ms()).await else {
+            return false;
+        };
+        if now >= tick {
+            return true;
+        }
+        let wait = Duration::from_millis(tick - now).min(MAX_SLEEP);
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Offer one tick until Redis has it; false if stopped first.
+async fn offer(broker: &Broker, schedule: &Schedule, tick: u64, stop: &CancellationToken) -> bool {
+    let c = &schedule.config;
+    let envelope = Envelope {
+        v: ENVELOPE_VERSION,
+        id: schedule.job_id(tick),
+        kind: c.kind.clone(),
+        queue: c.queue.clone(),
+        payload: c.payload.clone(),
+        max_attempts: c.max_attempts,
+        timeout_ms: None,
+        created_at: celeriac_core::time::now_ms(),
+        run_at: Some(tick),
+        idempotency_key: None,
+    };
+    let job = NewJob {
+        body: envelope.encode(),
+        envelope,
+        delay: None,
+        run_at_ms: None,
+        idempotency_ttl: Duration::from_secs(1),
+    };
+    loop {
+        let Some(result) = retry(stop, "enqueue a tick", || {
+            broker.cron_enqueue(schedule.name(), tick, &job)
+        })
+        .await
+        else {
+            return false;
+        };
+        match result {
+            CronEnqueue::Enqueued => {
+                info!(schedule = schedule.name(), tick = %schedule.local_rfc3339(tick), job = %job.envelope.id, "tick enqueued");
+                return true;
+            }
+            CronEnqueue::AlreadyDone => {
+                debug!(schedule = schedule.name(), tick = %schedule.local_rfc3339(tick), "tick already enqueued by another replica");
+                return true;
+            }
+            CronEnqueue::NotDue => {
+                if !wait_for(broker, tick, stop).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Call `f` until it succeeds (pausing 100 ms doubling to 5 s between failures); None if stopped.
+async fn retry<T, F, Fut>(stop: &CancellationToken, what: &str, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = celeriac_core::Result<T>>,
+{
+    let mut failures = 0u32;
+    loop {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                failures += 1;
+                error!(error = %e, "cron could not {what}; retrying");
+                let pause =
+                    Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use celeriac_core::config::ScheduleConfig;
+
+    fn every_second(catch_up: CatchUp, max: u32) -> Schedule {
+        let config = ScheduleConfig {
+            name: "s".into(),
+            schedule: "* * * * * *".into(),
+            timezone: "UTC".into(),
+            kind: "noop".into(),
+            payload: serde_json::json!({}),
+            queue: "default".into(),
+            catch_up,
+            catch_up_max: max,
+            max_attempts: None,
+            enabled: true,
+        };
+        Schedule::new(config, &["noop".into()]).unwrap()
+    }
+
+    #[test]
+    fn catch_up_policies() {
+        let now = 1_800_000_010_500;
+        let last = Some(1_800_000_000_000);
+        assert!(missed_ticks(&every_second(CatchUp::Skip, 100), last, now).is_empty());
+        assert_eq!(
+            missed_ticks(&every_second(CatchUp::Latest, 100), last, now),
+            vec![1_800_000_010_000]
+        );
+        let all: Vec<u64> = (1..=10).map(|s| 1_800_000_000_000 + s * 1000).collect();
+        assert_eq!(
+            missed_ticks(&every_second(CatchUp::All, 100), last, now),
+            all
+        );
+        assert_eq!(
+            missed_ticks(&every_second(CatchUp::All, 3), last, now),
+            all[7..].to_vec(),
+            "the newest, oldest first"
+        );
+        assert!(
+            missed_ticks(&every_second(CatchUp::All, 3), None, now).is_empty(),
+            "never ran: nothing missed"
+        );
+        assert!(missed_ticks(&every_second(CatchUp::All, 3), Some(now), now).is_empty());
+    }
+}
