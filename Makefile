@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CONFIG ?= config/default.toml
 
-.PHONY: run test lint fmt bench build clean-data
+.PHONY: run test lint fmt bench chaos build
 
 ## run: start the service on its embedded defaults (starts a local Redis if none answers):
 ## the scheduler (celeriac cron) in the background and a worker in the foreground
@@ -32,6 +32,11 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## chaos: the full fault-injection suite with its ledger (see docs/reliability.md)
+chaos:
+	@command -v redis-server >/dev/null || { echo "make chaos needs redis-server (apt-get install redis-server)"; exit 1; }
+	$(CARGO) nextest run -p celeriac-cli --locked --run-ignored ignored-only --no-capture -E 'test(chaos_full)'
 
 ## bench: throughput, latency and Redis cost on this machine (see docs/benchmarks.md)
 bench:

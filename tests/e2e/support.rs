@@ -33,6 +33,9 @@ pub struct Env {
     pub prefix: String,
     pub dir: PathBuf,
     config: PathBuf,
+    url: String,
+    /// Extra environment variables of every process this env starts.
+    pub process_env: Vec<(String, String)>,
     workers: Vec<Worker>,
 }
 
@@ -81,6 +84,11 @@ impl Worker {
 impl Env {
     /// A new environment whose config is [`FAST`] plus `extra` TOML.
     pub fn new(extra: &str) -> Env {
+        Env::at(&redis_url(), extra)
+    }
+
+    /// Like [`Env::new`], against the Redis at `url` (a private server).
+    pub fn at(url: &str, extra: &str) -> Env {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let prefix = format!(
             "celeriac-test-{}-{n}-{:04x}",
@@ -90,7 +98,7 @@ impl Env {
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("config.toml");
-        let head = format!("redis_url = {:?}\nprefix = {prefix:?}\n", redis_url());
+        let head = format!("redis_url = {url:?}\nprefix = {prefix:?}\n");
         let text = merge(&format!("{head}{FAST}"), extra);
         std::fs::File::create(&config)
             .and_then(|mut f| f.write_all(text.as_bytes()))
@@ -99,6 +107,8 @@ impl Env {
             prefix,
             dir,
             config,
+            url: url.to_string(),
+            process_env: Vec::new(),
             workers: Vec::new(),
         }
     }
@@ -108,6 +118,7 @@ impl Env {
         cmd.arg("--config").arg(&self.config);
         cmd.env_remove("CELERIAC_REDIS_URL")
             .env_remove("CELERIAC_CONFIG");
+        cmd.envs(self.process_env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -223,6 +234,15 @@ impl Env {
         &self.config
     }
 
+    /// Replace process `n` (dead or alive) with a new worker started with `extra`.
+    pub fn respawn_worker(&mut self, n: usize, extra: &[&str]) {
+        let _ = self.workers[n].child.kill();
+        let _ = self.workers[n].child.wait();
+        let fresh = self.spawn_worker(extra);
+        self.workers.swap(n, fresh);
+        self.workers.pop();
+    }
+
     pub fn worker(&mut self, n: usize) -> &mut Worker {
         &mut self.workers[n]
     }
@@ -237,7 +257,7 @@ impl Env {
 
     /// A synchronous Redis connection (for writing raw keys as a foreign producer would).
     pub fn redis(&self) -> redis::Connection {
-        redis::Client::open(redis_url())
+        redis::Client::open(self.url.as_str())
             .and_then(|c| c.get_connection())
             .expect("connect to Redis (is it running at 127.0.0.1:6379?)")
     }
@@ -257,7 +277,8 @@ impl Drop for Env {
         if std::thread::panicking() {
             eprintln!("{}", self.worker_logs());
         }
-        if let Ok(mut con) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
+        if let Ok(mut con) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+        {
             let pattern = format!("{}:*", self.prefix);
             let keys: Vec<String> = redis::cmd("KEYS")
                 .arg(&pattern)

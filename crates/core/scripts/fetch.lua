@@ -2,8 +2,11 @@
 -- KEYS[1] pending list, KEYS[2] active zset, KEYS[3] wake list, KEYS[4] dead zset
 -- ARGV[1] queue base "P:{Q}:", ARGV[2] max jobs, ARGV[3] lease ms, ARGV[4] worker id,
 -- ARGV[5] envelope size cap in bytes (a larger envelope is not sent back, only its length)
--- Returns { now_ms, id, token, attempt, envelope, length, id, token, ... }
+-- Returns { now_ms, id, token, attempt, envelope, length, suspect, id, token, ... }
 --   token is the fencing token of this lease: acks and lease renewals must present it.
+--   suspect is 1 for a job that was on a worker that died: it is always leased alone (the
+--   batch stops before it, or holds only it), so the worker can run it in isolation and a job
+--   that crashes its workers does not take innocent neighbours down with it.
 -- Ids whose record is in another known state (cancelled meanwhile, pushed twice) are dropped;
 -- ids with no record, no state or a state no Celeriac writes become dead with reason
 -- schema_error.
@@ -15,12 +18,18 @@ if not ids then return out end
 local deadline = now_ms + tonumber(ARGV[3])
 local cap = tonumber(ARGV[5])
 local lease = {}
-for _, id in ipairs(ids) do
+local stop_at = nil
+for i, id in ipairs(ids) do
   local jk = base .. 'job:' .. id
-  local f = redis.pcall('HMGET', jk, 'state', 'token', 'attempt', 'msg')
+  local f = redis.pcall('HMGET', jk, 'state', 'token', 'attempt', 'msg', 'lost')
   if f.err then
     redis.call('HINCRBY', base .. 'stats', 'orphans', 1)
   elseif f[1] == 'pending' then
+    local suspect = (tonumber(f[5]) or 0) > 0
+    if suspect and #lease > 0 then
+      stop_at = i
+      break
+    end
     local token = (tonumber(f[2]) or 0) + 1
     local attempt = (tonumber(f[3]) or 0) + 1
     redis.call('HSET', jk, 'state', 'active', 'token', token, 'attempt', attempt,
@@ -35,6 +44,11 @@ for _, id in ipairs(ids) do
     out[#out + 1] = attempt
     out[#out + 1] = msg
     out[#out + 1] = len
+    out[#out + 1] = suspect and 1 or 0
+    if suspect then
+      stop_at = i + 1
+      break
+    end
   elseif not f[1] then
     if f[4] then
       bury_orphan(base, KEYS[4], id, now_ms, now_us, 'job record has no `state` field (see docs/wire-format.md)')
@@ -44,6 +58,10 @@ for _, id in ipairs(ids) do
   elseif not KNOWN_STATE[f[1]] then
     bury_orphan(base, KEYS[4], id, now_ms, now_us, 'job record has state ' .. string.format('%q', f[1]) .. '; a producer writes "pending" (or "scheduled" with a run-at) (see docs/wire-format.md)')
   end
+end
+-- Ids popped but not handled go back to the front of the queue, in their order.
+if stop_at then
+  for j = #ids, stop_at, -1 do redis.call('RPUSH', KEYS[1], ids[j]) end
 end
 if #lease > 0 then redis.call('ZADD', KEYS[2], unpack(lease)) end
 if redis.call('LLEN', KEYS[1]) > 0 then wake(KEYS[3]) end

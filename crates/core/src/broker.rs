@@ -55,6 +55,8 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// The stored envelope's length in bytes.
     pub len: usize,
+    /// The job was on a worker that died: run it alone (it may be what kills workers).
+    pub suspect: bool,
 }
 
 /// The outcome of one job, as recorded by the ack script.
@@ -261,10 +263,10 @@ impl Broker {
             .arg(max_bytes)
             .invoke_async(&mut self.con.clone())
             .await?;
-        let mut out = Vec::with_capacity(reply.len() / 5);
-        for job in reply.get(1..).unwrap_or_default().chunks(5) {
-            let [id, token, attempt, body, len] = job else {
-                return Err(Error::Protocol("fetch reply is not a multiple of 5".into()));
+        let mut out = Vec::with_capacity(reply.len() / 6);
+        for job in reply.get(1..).unwrap_or_default().chunks(6) {
+            let [id, token, attempt, body, len, suspect] = job else {
+                return Err(Error::Protocol("fetch reply is not a multiple of 6".into()));
             };
             out.push(Fetched {
                 queue: queue.to_string(),
@@ -273,6 +275,7 @@ impl Broker {
                 attempt: int(attempt)?.max(0) as u32,
                 body: bytes(body),
                 len: int(len)?.max(0) as usize,
+                suspect: int(suspect)? == 1,
             });
         }
         Ok(out)

@@ -95,6 +95,8 @@ async fn execute(shared: &Shared, fetched: &Fetched, lost: &CancellationToken) -
         attempt: fetched.attempt,
         max_attempts,
         payload: env.payload,
+        token: fetched.token,
+        worker: shared.worker_id.clone(),
         cancel: cancel.clone(),
     };
     let running = AssertUnwindSafe(handler.handle(job)).catch_unwind();

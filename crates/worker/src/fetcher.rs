@@ -5,6 +5,7 @@
 use crate::acker::AckMsg;
 use crate::executor;
 use crate::shared::{pause_after_error, Lease, Shared};
+use celeriac_core::broker::{Ack, AckOp};
 use redis::aio::MultiplexedConnection;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +63,13 @@ pub(crate) async fn run(
                 )
                 .await
             {
-                Ok(mut batch) => jobs.append(&mut batch),
+                Ok(mut batch) => {
+                    let suspect = batch.iter().any(|j| j.suspect);
+                    jobs.append(&mut batch);
+                    if suspect {
+                        break; // it runs alone: fetch nothing more this round
+                    }
+                }
                 Err(e) => {
                     error!(queue, error = %e, "fetch failed; retrying");
                     failed = true;
@@ -72,8 +79,13 @@ pub(crate) async fn run(
         start = start.wrapping_add(1);
 
         // Start what was leased before anything else: those leases are already running.
+        // A suspect job (it was on a worker that died) goes last and waits for every other
+        // handler of this process to finish, then runs alone.
         let fetched = jobs.len();
-        for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
+        let mut pairs: Vec<_> = jobs.into_iter().zip(permits.drain(..)).collect();
+        drop(permits);
+        pairs.sort_by_key(|(job, _)| job.suspect);
+        for (job, mut permit) in pairs {
             let lost = CancellationToken::new();
             shared.add_lease(
                 &job.queue,
@@ -83,6 +95,29 @@ pub(crate) async fn run(
                     lost: lost.clone(),
                 },
             );
+            if job.suspect {
+                warn!(job = %job.id, queue = %job.queue, "job was on a worker that died: running it alone");
+                let others = (w.concurrency - 1) as u32;
+                let all = tokio::select! {
+                    p = shared.slots.clone().acquire_many_owned(others) => p.ok(),
+                    _ = stop.cancelled() => None,
+                };
+                match all {
+                    Some(p) => permit.merge(p),
+                    None => {
+                        let release = Ack {
+                            id: job.id.clone(),
+                            token: job.token,
+                            op: AckOp::Release,
+                        };
+                        let _ = acks.send(AckMsg {
+                            queue: job.queue.clone(),
+                            ack: release,
+                        });
+                        continue;
+                    }
+                }
+            }
             tracker.spawn(executor::run(
                 shared.clone(),
                 job,
@@ -91,7 +126,6 @@ pub(crate) async fn run(
                 acks.clone(),
             ));
         }
-        drop(permits);
 
         if failed {
             failures += 1;

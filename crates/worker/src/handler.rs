@@ -46,6 +46,12 @@ pub struct Job {
     pub max_attempts: u32,
     /// Input.
     pub payload: Value,
+    /// Fencing token of this delivery: it grows with every delivery of the job, so a
+    /// downstream system that remembers the largest token it saw can refuse writes from a
+    /// worker that lost its lease.
+    pub token: u64,
+    /// Id of the worker running this attempt.
+    pub worker: String,
     /// Cancelled when this attempt ends for any reason — finished, timed out, abandoned at
     /// the end of the shutdown grace period, or its lease lost (cancelled by an operator,
     /// taken back). The handler's own future is simply dropped in those cases; the token is

@@ -32,6 +32,11 @@ pub async fn run(mut config: Config, args: Args) -> CliResult {
     tokio::spawn(on_signal(shutdown.clone()));
     let mut registry = celeriac_worker::Registry::new();
     celeriac_worker::handlers::register_all(&mut registry);
+    if let Some(dir) = std::env::var_os("CELERIAC_DRILL_LEDGER") {
+        tracing::warn!(ledger = ?dir, "drill kinds enabled (drill.record, drill.abort): for fault-injection runs only");
+        celeriac_worker::handlers::register_drills(&mut registry, dir.into())
+            .map_err(|e| CliError::failed(anyhow::anyhow!("cannot open the drill ledger: {e}")))?;
+    }
     celeriac_worker::run(config, registry, shutdown)
         .await
         .map_err(|e| CliError::failed(anyhow::anyhow!(e)))?;

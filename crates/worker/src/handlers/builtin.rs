@@ -64,6 +64,8 @@ mod tests {
             attempt,
             max_attempts: 5,
             payload,
+            token: 1,
+            worker: "w".into(),
             cancel: CancellationToken::new(),
         }
     }

@@ -7,6 +7,7 @@
 //!   succeeds; without `times` it always fails.
 
 mod builtin;
+mod drill;
 
 use crate::handler::Registry;
 
@@ -14,3 +15,5 @@ use crate::handler::Registry;
 pub fn register_all(registry: &mut Registry) -> &mut Registry {
     builtin::register(registry)
 }
+
+pub use drill::register as register_drills;

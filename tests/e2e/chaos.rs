@@ -1,0 +1,613 @@
+//! Fault injection with a ledger. Each scenario runs against a private `redis-server` on a free
+//! port and real `celeriac worker` processes running the `drill.record` kind, which appends
+//! every execution's start and end (job id, attempt, fencing token, worker, time) to fsynced
+//! files outside Redis. After the scenario, [`Report`] counts, Jepsen-style:
+//!
+//! - **lost**: acknowledged enqueues that never finished (no final state after the drain);
+//! - **unexpected**: executions of ids never enqueued;
+//! - **duplicated**: ids started more than once;
+//! - **overlap**: two completed executions of one id overlapping in time;
+//! - **stuck**: jobs still pending, scheduled, retrying or active after the drain deadline;
+//! - **inconsistent**: keyspace anomalies (active without a lease, a lease without an active job,
+//!   an index entry without a record).
+//!
+//! The quick sizes run in `make test`; `make chaos` runs the full sizes (ignored tests) and
+//! prints each report (results in docs/reliability.md).
+
+use crate::support::{wait_until, Env};
+use redis::Commands;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Lease, sweep and grace short enough for fault injection.
+const CHAOS: &str = r#"
+[worker]
+concurrency = 10
+lease = "1s"
+heartbeat_interval = "250ms"
+recover_interval = "200ms"
+promote_interval = "50ms"
+shutdown_grace = "1s"
+max_deliveries = 5
+"#;
+
+/// A private `redis-server` on a free port, removed with its data when dropped.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    pub fn start(extra: &[&str]) -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("celeriac-chaos-redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(extra)
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server (make test installs it when missing)");
+        wait_until(Duration::from_secs(5), "redis-server to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        RedisServer { child, port, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One execution read from the ledger.
+#[derive(Clone, Debug)]
+struct Exec {
+    id: String,
+    worker: String,
+    start: u64,
+    end: Option<u64>,
+}
+
+fn read_ledger(dir: &Path) -> Vec<Exec> {
+    let mut execs: HashMap<(String, u64), Exec> = HashMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            let [tag, id, _attempt, token, worker, at] = f[..] else {
+                continue;
+            };
+            let (token, at) = (token.parse().unwrap(), at.parse().unwrap());
+            let e = execs
+                .entry((id.to_string(), token))
+                .or_insert_with(|| Exec {
+                    id: id.to_string(),
+                    worker: worker.to_string(),
+                    start: 0,
+                    end: None,
+                });
+            match tag {
+                "S" => e.start = at,
+                "E" => e.end = Some(at),
+                _ => {}
+            }
+        }
+    }
+    execs.into_values().collect()
+}
+
+/// What a scenario found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub scenario: String,
+    pub enqueued: usize,
+    pub succeeded: usize,
+    pub dead: usize,
+    pub executions: usize,
+    pub lost: usize,
+    pub unexpected: usize,
+    pub duplicated: usize,
+    pub overlap: usize,
+    pub stuck: usize,
+    pub inconsistent: Vec<String>,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
+            self.scenario,
+            self.enqueued,
+            self.succeeded,
+            self.dead,
+            self.executions,
+            self.lost,
+            self.unexpected,
+            self.duplicated,
+            self.overlap,
+            self.stuck,
+            self.inconsistent.len(),
+            self.seconds
+        )
+    }
+}
+
+/// A chaos run: a private Redis, an environment on it, a ledger directory.
+struct Run {
+    _redis: RedisServer,
+    env: Env,
+    ledger: PathBuf,
+    enqueued: Vec<String>,
+    started: Instant,
+    name: String,
+}
+
+impl Run {
+    fn new(name: &str, extra: &str) -> Run {
+        let redis = RedisServer::start(&[]);
+        let config = format!("{CHAOS}\n{extra}");
+        let mut env = Env::at(&redis.url(), &merge_sections(&config));
+        let ledger = env.dir.join("ledger");
+        env.process_env
+            .push(("CELERIAC_DRILL_LEDGER".into(), ledger.display().to_string()));
+        Run {
+            _redis: redis,
+            env,
+            ledger,
+            enqueued: Vec::new(),
+            started: Instant::now(),
+            name: name.into(),
+        }
+    }
+
+    /// Enqueue `jobs` (kind, payload, run-at ms) in one bulk call through the producer.
+    fn enqueue(&mut self, jobs: Vec<(&str, serde_json::Value, Option<u64>)>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let config =
+            celeriac_core::config::Config::load(Some(&self.env.dir.join("config.toml"))).unwrap();
+        let ids = rt.block_on(async {
+            let producer = celeriac_producer::Producer::connect(&config).await.unwrap();
+            let batch = jobs
+                .into_iter()
+                .map(|(kind, payload, at)| {
+                    let job = celeriac_producer::NewJob::new(kind, payload);
+                    match at {
+                        Some(ms) => job.run_at_ms(ms),
+                        None => job,
+                    }
+                })
+                .collect();
+            producer.enqueue_many(batch).await.unwrap()
+        });
+        self.enqueued.extend(ids.into_iter().map(|e| e.id));
+    }
+
+    fn states(&self) -> HashMap<String, String> {
+        let mut con = self.env.redis();
+        let mut out = HashMap::new();
+        for chunk in self.enqueued.chunks(2000) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.hget(self.env.key("default", &format!("job:{id}")), "state");
+            }
+            let states: Vec<Option<String>> = pipe.query(&mut con).unwrap();
+            for (id, s) in chunk.iter().zip(states) {
+                out.insert(id.clone(), s.unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    /// Wait until every enqueued job is final (or `deadline` passes), then report.
+    fn finish(&mut self, deadline: Duration) -> Report {
+        let until = Instant::now() + deadline;
+        loop {
+            let states = self.states();
+            let open = states
+                .values()
+                .filter(|s| !["succeeded", "dead", "cancelled"].contains(&s.as_str()))
+                .count();
+            if open == 0 || Instant::now() > until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.report()
+    }
+
+    fn report(&self) -> Report {
+        let states = self.states();
+        let execs = read_ledger(&self.ledger);
+        let enqueued: HashSet<&str> = self.enqueued.iter().map(String::as_str).collect();
+        let mut by_id: BTreeMap<&str, Vec<&Exec>> = BTreeMap::new();
+        for e in &execs {
+            by_id.entry(e.id.as_str()).or_default().push(e);
+        }
+        let mut overlap = 0;
+        for runs in by_id.values() {
+            let done: Vec<&&Exec> = runs.iter().filter(|e| e.end.is_some()).collect();
+            for (i, a) in done.iter().enumerate() {
+                for b in &done[i + 1..] {
+                    if a.start < b.end.unwrap() && b.start < a.end.unwrap() {
+                        overlap += 1;
+                    }
+                }
+            }
+        }
+        let mut con = self.env.redis();
+        let k = |name: &str| self.env.key("default", name);
+        let count = |con: &mut redis::Connection, key: String, list: bool| -> usize {
+            if list {
+                con.llen(key).unwrap()
+            } else {
+                con.zcard(key).unwrap()
+            }
+        };
+        let stuck = count(&mut con, k("pending"), true)
+            + count(&mut con, k("scheduled"), false)
+            + count(&mut con, k("retry"), false)
+            + count(&mut con, k("active"), false);
+        let mut inconsistent = Vec::new();
+        let active: Vec<String> = con.zrange(k("active"), 0, -1).unwrap();
+        for id in &active {
+            let st: Option<String> = con.hget(k(&format!("job:{id}")), "state").unwrap();
+            if st.as_deref() != Some("active") {
+                inconsistent.push(format!("lease without an active job: {id} ({st:?})"));
+            }
+        }
+        let active: HashSet<&String> = active.iter().collect();
+        for (id, st) in &states {
+            if st == "active" && !active.contains(id) {
+                inconsistent.push(format!("active without a lease: {id}"));
+            }
+            if st.is_empty() {
+                inconsistent.push(format!("enqueued job without a record: {id}"));
+            }
+        }
+        Report {
+            scenario: self.name.clone(),
+            enqueued: self.enqueued.len(),
+            succeeded: states.values().filter(|s| *s == "succeeded").count(),
+            dead: states.values().filter(|s| *s == "dead").count(),
+            executions: execs.len(),
+            lost: states
+                .values()
+                .filter(|s| !["succeeded", "dead", "cancelled"].contains(&s.as_str()))
+                .count(),
+            unexpected: by_id.keys().filter(|id| !enqueued.contains(*id)).count(),
+            duplicated: by_id.values().filter(|runs| runs.len() > 1).count(),
+            overlap,
+            stuck,
+            inconsistent,
+            seconds: self.started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Executions started by `worker` and not ended (in flight when it was killed).
+    fn unfinished_of(&self, worker_id_prefix: &str) -> usize {
+        read_ledger(&self.ledger)
+            .iter()
+            .filter(|e| e.end.is_none() && e.worker.starts_with(worker_id_prefix))
+            .count()
+    }
+}
+
+/// `extra` may repeat `[worker]`; fold repeated sections so the TOML stays valid.
+fn merge_sections(text: &str) -> String {
+    let mut sections: Vec<(String, Vec<String>)> = vec![(String::new(), Vec::new())];
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            match sections.iter().position(|(name, _)| name == t) {
+                Some(i) => {
+                    let s = sections.remove(i);
+                    sections.push(s);
+                }
+                None => sections.push((t.to_string(), Vec::new())),
+            }
+        } else if !t.is_empty() {
+            let key = t.split('=').next().unwrap_or("").trim().to_string();
+            let lines = &mut sections.last_mut().unwrap().1;
+            lines.retain(|l| l.split('=').next().unwrap_or("").trim() != key);
+            lines.push(t.to_string());
+        }
+    }
+    sections
+        .into_iter()
+        .map(|(name, lines)| format!("{name}\n{}\n", lines.join("\n")))
+        .collect()
+}
+
+fn record(ms: u64) -> (&'static str, serde_json::Value, Option<u64>) {
+    ("drill.record", serde_json::json!({ "ms": ms }), None)
+}
+
+fn assert_clean(r: &Report) {
+    eprintln!("{r}");
+    assert_eq!(r.lost, 0, "{r:?}");
+    assert_eq!(r.unexpected, 0, "{r:?}");
+    assert_eq!(r.stuck, 0, "{r:?}");
+    assert_eq!(r.overlap, 0, "{r:?}");
+    assert!(r.inconsistent.is_empty(), "{r:?}");
+}
+
+fn pid_prefix(env: &mut Env, n: usize) -> String {
+    // Worker ids are HOST-PID-RAND.
+    let pid = env.worker(n).pid();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| host.trim().to_string());
+    format!("{host}-{pid}-")
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/// 1. Baseline: N jobs, two workers: nothing lost, nothing duplicated, nothing stuck.
+fn baseline(jobs: usize) -> Report {
+    let mut run = Run::new("1 baseline", "");
+    run.enqueue((0..jobs).map(|_| record(0)).collect());
+    run.env.spawn_worker(&[]);
+    run.env.spawn_worker(&[]);
+    let r = run.finish(Duration::from_secs(300));
+    assert_clean(&r);
+    assert_eq!(r.duplicated, 0, "{r:?}");
+    assert_eq!(r.succeeded, jobs);
+    r
+}
+
+/// 2. kill -9 storm: a worker killed every 2-5 s and restarted while jobs of 10-500 ms run.
+fn kill_storm(jobs: usize, storm: Duration) -> Report {
+    let mut run = Run::new("2 kill -9 storm", "");
+    run.enqueue((0..jobs).map(|_| record(fastrand_range(10, 500))).collect());
+    run.env.spawn_worker(&[]);
+    run.env.spawn_worker(&[]);
+    let end = Instant::now() + storm;
+    let mut in_flight_at_kills = 0;
+    let mut kills = 0;
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(fastrand_range(2000, 5000)));
+        let victim = fastrand_range(0, 2) as usize;
+        let prefix = pid_prefix(&mut run.env, victim);
+        run.env.worker(victim).signal("-KILL");
+        run.env.worker(victim).wait_exit(Duration::from_secs(10));
+        in_flight_at_kills += run.unfinished_of(&prefix);
+        kills += 1;
+        run.env.respawn_worker(victim, &[]);
+    }
+    let r = run.finish(Duration::from_secs(300));
+    eprintln!("kills: {kills}, executions in flight at the kills: {in_flight_at_kills}");
+    assert_clean(&r);
+    assert!(
+        r.duplicated <= in_flight_at_kills,
+        "duplicated {} > in flight at kills {in_flight_at_kills}",
+        r.duplicated
+    );
+    assert_eq!(r.succeeded + r.dead, jobs);
+    r
+}
+
+/// 3. Rolling SIGTERM of every worker under load; some jobs longer than the 1 s grace.
+fn rolling_sigterm(rounds: usize) -> Report {
+    let mut run = Run::new("3 rolling SIGTERM", "");
+    let mut long = HashSet::new();
+    let mut jobs = Vec::new();
+    for i in 0..(rounds * 60) {
+        jobs.push(if i % 10 == 0 {
+            record(fastrand_range(1500, 2500))
+        } else {
+            record(fastrand_range(20, 300))
+        });
+    }
+    run.enqueue(jobs.clone());
+    for (i, id) in run.enqueued.iter().enumerate() {
+        if i % 10 == 0 {
+            long.insert(id.clone());
+        }
+    }
+    run.env.spawn_worker(&[]);
+    run.env.spawn_worker(&[]);
+    for round in 0..rounds {
+        let w = round % 2;
+        std::thread::sleep(Duration::from_millis(800));
+        run.env.worker(w).signal("-TERM");
+        let code = run.env.worker(w).wait_exit(Duration::from_secs(10));
+        assert_eq!(code, Some(0), "a drained worker exits 0");
+        run.env.respawn_worker(w, &[]);
+    }
+    let r = run.finish(Duration::from_secs(300));
+    assert_clean(&r);
+    let execs = read_ledger(&run.ledger);
+    let mut starts: HashMap<&str, usize> = HashMap::new();
+    for e in &execs {
+        *starts.entry(e.id.as_str()).or_default() += 1;
+    }
+    let short_dups = starts
+        .iter()
+        .filter(|(id, n)| **n > 1 && !long.contains(**id))
+        .count();
+    assert_eq!(
+        short_dups, 0,
+        "jobs shorter than the grace period ran twice"
+    );
+    assert_eq!(r.succeeded, run.enqueued.len());
+    r
+}
+
+/// 7. Jobs longer than the lease, the heartbeat renewing it: never redelivered.
+fn long_jobs() -> Report {
+    let mut run = Run::new("7 jobs longer than the lease", "");
+    run.enqueue((0..20).map(|_| record(2500)).collect());
+    run.env.spawn_worker(&[]);
+    run.env.spawn_worker(&[]);
+    let r = run.finish(Duration::from_secs(60));
+    assert_clean(&r);
+    assert_eq!(r.duplicated, 0, "{r:?}");
+    r
+}
+
+/// 8. Delayed jobs spread over the next `spread`: each runs exactly once, never early.
+fn delayed(jobs: usize, spread: Duration) -> Report {
+    let mut run = Run::new("8 delayed jobs", "");
+    let now = celeriac_core::time::now_ms();
+    let span = spread.as_millis() as u64;
+    let at: Vec<u64> = (0..jobs)
+        .map(|i| now + 500 + span * i as u64 / jobs as u64)
+        .collect();
+    run.enqueue(
+        at.iter()
+            .map(|&t| ("drill.record", serde_json::json!({"ms": 0}), Some(t)))
+            .collect(),
+    );
+    let due: HashMap<String, u64> = run.enqueued.iter().cloned().zip(at).collect();
+    run.env.spawn_worker(&[]);
+    run.env.spawn_worker(&[]);
+    let r = run.finish(spread + Duration::from_secs(60));
+    assert_clean(&r);
+    assert_eq!(r.duplicated, 0, "{r:?}");
+    let early: Vec<_> = read_ledger(&run.ledger)
+        .into_iter()
+        .filter(|e| e.start < due[&e.id] * 1000)
+        .map(|e| (e.start / 1000, due[&e.id], e.id))
+        .collect();
+    assert!(early.is_empty(), "jobs ran early: {early:?}");
+    r
+}
+
+/// Scenario 9, poison: jobs that abort their worker end dead (`worker_lost`) after
+/// `max_deliveries`; the other jobs are unaffected.
+fn poison_abort(good: usize, poison: usize) -> Report {
+    let mut run = Run::new(
+        "9 poison (aborts its worker)",
+        "[worker]\nmax_deliveries = 3\n",
+    );
+    let mut jobs: Vec<_> = (0..good).map(|_| record(5)).collect();
+    jobs.extend((0..poison).map(|_| ("drill.abort", serde_json::json!({}), None)));
+    run.enqueue(jobs);
+    let poison_ids: Vec<String> = run.enqueued[good..].to_vec();
+    run.env.spawn_worker(&[]);
+    run.env.spawn_worker(&[]);
+    // Supervise: restart crashed workers until every poison job is dead.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        for w in 0..2 {
+            if run.env.worker(w).child.try_wait().unwrap().is_some() {
+                run.env.respawn_worker(w, &[]);
+            }
+        }
+        let states = run.states();
+        if poison_ids.iter().all(|id| states[id] == "dead") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "poison jobs not dead in time: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = run.finish(Duration::from_secs(60));
+    assert_clean(&r);
+    assert_eq!(r.dead, poison);
+    assert_eq!(r.succeeded, good);
+    for id in &poison_ids {
+        let job = run.env.status(id);
+        assert_eq!(job["reason"], "worker_lost", "{job}");
+    }
+    r
+}
+
+fn fastrand_range(lo: u64, hi: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let x = nanos
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        >> 17;
+    lo + x % (hi - lo).max(1)
+}
+
+// ---------------------------------------------------------------- quick (make test)
+
+#[test]
+fn chaos_quick_baseline() {
+    baseline(2_000);
+}
+
+#[test]
+fn chaos_quick_kill_storm() {
+    kill_storm(600, Duration::from_secs(10));
+}
+
+#[test]
+fn chaos_quick_rolling_sigterm() {
+    rolling_sigterm(4);
+}
+
+#[test]
+fn chaos_quick_long_jobs_keep_their_lease() {
+    long_jobs();
+}
+
+#[test]
+fn chaos_quick_delayed() {
+    delayed(1_000, Duration::from_secs(8));
+}
+
+#[test]
+fn chaos_quick_poison_abort() {
+    poison_abort(200, 4);
+}
+
+// ---------------------------------------------------------------- full (make chaos)
+
+#[test]
+#[ignore = "full size: run with make chaos"]
+fn chaos_full() {
+    let reports = [
+        baseline(20_000),
+        kill_storm(5_000, Duration::from_secs(60)),
+        rolling_sigterm(12),
+        long_jobs(),
+        delayed(10_000, Duration::from_secs(120)),
+        poison_abort(2_000, 10),
+    ];
+    println!("| scenario | enqueued | succeeded | dead | executions | lost | unexpected | duplicated | overlap | stuck | inconsistent | time |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in reports {
+        println!("{r}");
+    }
+}
