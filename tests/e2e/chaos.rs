@@ -38,6 +38,7 @@ pub struct RedisServer {
     child: Child,
     pub port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -49,6 +50,17 @@ impl RedisServer {
             .port();
         let dir = std::env::temp_dir().join(format!("celeriac-chaos-redis-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Self::spawn(port, &dir, &extra);
+        RedisServer {
+            child,
+            port,
+            dir,
+            extra,
+        }
+    }
+
+    fn spawn(port: u16, dir: &Path, extra: &[String]) -> Child {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -62,14 +74,33 @@ impl RedisServer {
             ])
             .args(extra)
             .arg("--dir")
-            .arg(&dir)
+            .arg(dir)
             .stdout(Stdio::null())
             .spawn()
             .expect("start redis-server (make test installs it when missing)");
-        wait_until(Duration::from_secs(5), "redis-server to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        wait_until(Duration::from_secs(10), "redis-server to answer", || {
+            redis::Client::open(format!("redis://127.0.0.1:{port}").as_str())
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok()
         });
-        RedisServer { child, port, dir }
+        child
+    }
+
+    /// kill -9 the server.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start it again on the same port and directory (same data if it had AOF on; `wipe`
+    /// deletes the data first).
+    pub fn restart(&mut self, wipe: bool) {
+        if wipe {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            std::fs::create_dir_all(&self.dir).unwrap();
+        }
+        self.child = Self::spawn(self.port, &self.dir, &self.extra);
     }
 
     pub fn url(&self) -> String {
@@ -162,7 +193,12 @@ impl std::fmt::Display for Report {
 
 /// A chaos run: a private Redis, an environment on it, a ledger directory.
 struct Run {
-    _redis: RedisServer,
+    redis: RedisServer,
+    /// Id prefixes of workers that were frozen or killed: their executions may overlap others
+    /// legitimately (their lease had expired), so they are left out of `overlap`.
+    faulted: HashSet<String>,
+    /// Ids enqueued before Redis lost its data: counted as lost, not waited for.
+    written_off: Vec<String>,
     env: Env,
     ledger: PathBuf,
     enqueued: Vec<String>,
@@ -172,14 +208,19 @@ struct Run {
 
 impl Run {
     fn new(name: &str, extra: &str) -> Run {
-        let redis = RedisServer::start(&[]);
+        Self::with_redis(name, extra, RedisServer::start(&[]))
+    }
+
+    fn with_redis(name: &str, extra: &str, redis: RedisServer) -> Run {
         let config = format!("{CHAOS}\n{extra}");
         let mut env = Env::at(&redis.url(), &merge_sections(&config));
         let ledger = env.dir.join("ledger");
         env.process_env
             .push(("CELERIAC_DRILL_LEDGER".into(), ledger.display().to_string()));
         Run {
-            _redis: redis,
+            redis,
+            faulted: HashSet::new(),
+            written_off: Vec::new(),
             env,
             ledger,
             enqueued: Vec::new(),
@@ -249,14 +290,24 @@ impl Run {
     fn report(&self) -> Report {
         let states = self.states();
         let execs = read_ledger(&self.ledger);
-        let enqueued: HashSet<&str> = self.enqueued.iter().map(String::as_str).collect();
+        let enqueued: HashSet<&str> = self
+            .enqueued
+            .iter()
+            .chain(&self.written_off)
+            .map(String::as_str)
+            .collect();
         let mut by_id: BTreeMap<&str, Vec<&Exec>> = BTreeMap::new();
         for e in &execs {
             by_id.entry(e.id.as_str()).or_default().push(e);
         }
         let mut overlap = 0;
         for runs in by_id.values() {
-            let done: Vec<&&Exec> = runs.iter().filter(|e| e.end.is_some()).collect();
+            let done: Vec<&&Exec> = runs
+                .iter()
+                .filter(|e| {
+                    e.end.is_some() && !self.faulted.iter().any(|f| e.worker.starts_with(f))
+                })
+                .collect();
             for (i, a) in done.iter().enumerate() {
                 for b in &done[i + 1..] {
                     if a.start < b.end.unwrap() && b.start < a.end.unwrap() {
@@ -297,14 +348,15 @@ impl Run {
         }
         Report {
             scenario: self.name.clone(),
-            enqueued: self.enqueued.len(),
+            enqueued: self.enqueued.len() + self.written_off.len(),
             succeeded: states.values().filter(|s| *s == "succeeded").count(),
             dead: states.values().filter(|s| *s == "dead").count(),
             executions: execs.len(),
-            lost: states
-                .values()
-                .filter(|s| !["succeeded", "dead", "cancelled"].contains(&s.as_str()))
-                .count(),
+            lost: self.written_off.len()
+                + states
+                    .values()
+                    .filter(|s| !["succeeded", "dead", "cancelled"].contains(&s.as_str()))
+                    .count(),
             unexpected: by_id.keys().filter(|id| !enqueued.contains(*id)).count(),
             duplicated: by_id.values().filter(|runs| runs.len() > 1).count(),
             overlap,
@@ -404,6 +456,7 @@ fn kill_storm(jobs: usize, storm: Duration) -> Report {
         run.env.worker(victim).signal("-KILL");
         run.env.worker(victim).wait_exit(Duration::from_secs(10));
         in_flight_at_kills += run.unfinished_of(&prefix);
+        run.faulted.insert(prefix);
         kills += 1;
         run.env.respawn_worker(victim, &[]);
     }
@@ -548,6 +601,176 @@ fn poison_abort(good: usize, poison: usize) -> Report {
     r
 }
 
+/// Scenario 4: Redis killed with kill -9 (AOF everysec) and restarted while producers and
+/// workers run; nothing is restarted but Redis.
+fn redis_crash_with_aof(seconds_before: u64, seconds_after: u64) -> Report {
+    let redis = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    let mut run = Run::with_redis("4 Redis kill -9 (AOF everysec)", "", redis);
+    run.env.spawn_worker(&[]);
+    run.env.spawn_worker(&[]);
+    let config =
+        celeriac_core::config::Config::load(Some(&run.env.dir.join("config.toml"))).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let producer = celeriac_producer::Producer::connect(&config).await.unwrap();
+                let (mut acked, mut errors) = (Vec::new(), 0usize);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let job = celeriac_producer::NewJob::new(
+                        "drill.record",
+                        serde_json::json!({"ms": 5}),
+                    );
+                    match producer.enqueue(job).await {
+                        Ok(e) => acked.push((e.id, celeriac_core::time::now_ms())),
+                        Err(_) => errors += 1,
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                (acked, errors)
+            })
+        })
+    };
+    std::thread::sleep(Duration::from_secs(seconds_before));
+    let killed_at = celeriac_core::time::now_ms();
+    run.redis.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    run.redis.restart(false);
+    let restarted_at = celeriac_core::time::now_ms();
+    std::thread::sleep(Duration::from_secs(seconds_after));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (acked, errors) = producer.join().unwrap();
+    let after_restart = acked.iter().filter(|(_, t)| *t > restarted_at).count();
+    let last_second = acked
+        .iter()
+        .filter(|(_, t)| *t + 1500 >= killed_at && *t <= killed_at)
+        .count();
+    run.enqueued = acked.iter().map(|(id, _)| id.clone()).collect();
+    let r = run.finish(Duration::from_secs(60));
+    eprintln!("{r}\nacked {}, enqueue errors while Redis was down {errors}, acked after restart {after_restart}, acked in the 1.5 s before the kill {last_second}, lost {}", acked.len(), r.lost);
+    assert!(after_restart > 0, "the producer resumed without a restart");
+    assert!(
+        r.lost <= last_second,
+        "lost {} > acknowledged in the last 1.5 s before the kill {last_second}",
+        r.lost
+    );
+    assert_eq!(r.unexpected, 0);
+    assert_eq!(r.stuck, 0, "{r:?}");
+    for w in 0..2 {
+        assert!(
+            run.env.worker(w).child.try_wait().unwrap().is_none(),
+            "workers were not restarted"
+        );
+    }
+    let states = run.states();
+    let resumed = acked
+        .iter()
+        .filter(|(_, t)| *t > restarted_at)
+        .all(|(id, _)| states[id] == "succeeded");
+    assert!(
+        resumed,
+        "jobs enqueued after the restart all ran: workers resumed"
+    );
+    r
+}
+
+/// Scenario 5: Redis restarted empty. Workers notice (the dataset epoch changed), say so loudly,
+/// drop every lease they held, record the loss for `celeriac queues`, and run new jobs.
+fn redis_restarted_empty() -> Report {
+    let mut run = Run::new("5 Redis restarted empty", "");
+    run.env.spawn_worker(&[]);
+    run.enqueue((0..20).map(|_| record(3000)).collect());
+    wait_until(Duration::from_secs(10), "jobs to be running", || {
+        read_ledger(&run.ledger).len() >= 10
+    });
+    let before = run.enqueued.len();
+    run.redis.kill9();
+    run.redis.restart(true);
+    wait_until(
+        Duration::from_secs(20),
+        "the worker to notice the data loss",
+        || run.env.worker(0).log_text().contains("REDIS LOST ITS DATA"),
+    );
+    // No phantom leases: the worker holds nothing once it noticed.
+    wait_until(
+        Duration::from_secs(10),
+        "the worker to report no jobs in flight",
+        || {
+            let w: serde_json::Value =
+                serde_json::from_str(&run.env.ok(&["workers", "--json"])).unwrap();
+            w.as_array()
+                .is_some_and(|a| a.len() == 1 && a[0]["in_flight"] == 0)
+        },
+    );
+    let out = run.env.cli(&["queues"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Redis lost its data"),
+        "the CLI reports it: {stderr}"
+    );
+    // New jobs run on the same worker process.
+    run.written_off = std::mem::take(&mut run.enqueued);
+    run.enqueue((0..20).map(|_| record(5)).collect());
+    let r = run.finish(Duration::from_secs(30));
+    eprintln!("{r}\n(the {before} jobs enqueued before the restart were lost with Redis's data, as expected without persistence)");
+    assert_eq!(r.succeeded, 20, "{r:?}");
+    assert_eq!(
+        r.lost, before,
+        "exactly the jobs stored before the restart: {r:?}"
+    );
+    assert_eq!((r.unexpected, r.stuck), (0, 0), "{r:?}");
+    assert!(run.env.worker(0).child.try_wait().unwrap().is_none());
+    r
+}
+
+/// Scenario 6: a worker frozen (SIGSTOP) past its lease, then resumed: another worker ran its
+/// jobs, its late completions are refused by the fencing token, and it carries on working.
+fn frozen_worker() -> Report {
+    let mut run = Run::new("6 worker frozen past its lease", "");
+    run.env.spawn_worker(&[]);
+    run.enqueue((0..10).map(|_| record(1500)).collect());
+    wait_until(
+        Duration::from_secs(10),
+        "the first worker to start jobs",
+        || read_ledger(&run.ledger).len() >= 5,
+    );
+    let frozen = pid_prefix(&mut run.env, 0);
+    run.faulted.insert(frozen.clone());
+    run.env.worker(0).signal("-STOP");
+    run.env.spawn_worker(&[]);
+    // The second worker takes the frozen one's jobs back after the lease and runs them.
+    wait_until(
+        Duration::from_secs(30),
+        "the other worker to finish every job",
+        || run.states().values().all(|s| s == "succeeded"),
+    );
+    run.env.worker(0).signal("-CONT");
+    wait_until(
+        Duration::from_secs(20),
+        "the resumed worker to give its stale jobs up",
+        || {
+            let log = run.env.worker(0).log_text();
+            log.contains("outcome rejected") || log.contains("lease gone")
+        },
+    );
+    // It recovers: new work still runs to completion with both workers up.
+    run.enqueue((0..50).map(|_| record(5)).collect());
+    let r = run.finish(Duration::from_secs(30));
+    assert_clean(&r);
+    let states = run.states();
+    assert!(states.values().all(|s| s == "succeeded"));
+    assert!(
+        run.env.worker(0).child.try_wait().unwrap().is_none(),
+        "the resumed worker is alive"
+    );
+    r
+}
+
 fn fastrand_range(lo: u64, hi: u64) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -588,6 +811,21 @@ fn chaos_quick_delayed() {
 }
 
 #[test]
+fn chaos_quick_redis_crash_with_aof() {
+    redis_crash_with_aof(2, 2);
+}
+
+#[test]
+fn chaos_quick_redis_restarted_empty() {
+    redis_restarted_empty();
+}
+
+#[test]
+fn chaos_quick_frozen_worker() {
+    frozen_worker();
+}
+
+#[test]
 fn chaos_quick_poison_abort() {
     poison_abort(200, 4);
 }
@@ -601,6 +839,9 @@ fn chaos_full() {
         baseline(20_000),
         kill_storm(5_000, Duration::from_secs(60)),
         rolling_sigterm(12),
+        redis_crash_with_aof(10, 10),
+        redis_restarted_empty(),
+        frozen_worker(),
         long_jobs(),
         delayed(10_000, Duration::from_secs(120)),
         poison_abort(2_000, 10),

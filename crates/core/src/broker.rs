@@ -458,6 +458,62 @@ impl Broker {
             .collect())
     }
 
+    /// The current dataset epoch, creating one if there is none. Workers compare it at every
+    /// heartbeat: a different or missing epoch means Redis lost its data.
+    pub async fn ensure_epoch(&self) -> Result<String> {
+        let fresh = format!("{}-{}", crate::time::now_ms(), fastrand::u64(..));
+        let mut con = self.con.clone();
+        let _: Option<String> = redis::cmd("SET")
+            .arg(self.keys.epoch())
+            .arg(&fresh)
+            .arg("NX")
+            .query_async(&mut con)
+            .await?;
+        let epoch: Option<String> = redis::cmd("GET")
+            .arg(self.keys.epoch())
+            .query_async(&mut con)
+            .await?;
+        epoch.ok_or_else(|| Error::Protocol("the epoch key vanished right after it was set".into()))
+    }
+
+    /// The current dataset epoch, if any.
+    pub async fn epoch(&self) -> Result<Option<String>> {
+        Ok(redis::cmd("GET")
+            .arg(self.keys.epoch())
+            .query_async(&mut self.con.clone())
+            .await?)
+    }
+
+    /// Record that `worker` found the dataset replaced (kept until an operator deletes it).
+    pub async fn record_data_loss(
+        &self,
+        worker: &str,
+        previous: &str,
+        current: &str,
+    ) -> Result<()> {
+        let record = serde_json::json!({
+            "detected_at": crate::time::rfc3339_ms(crate::time::now_ms()),
+            "worker": worker,
+            "previous_epoch": previous,
+            "epoch": current,
+        });
+        let _: () = redis::cmd("SET")
+            .arg(self.keys.data_loss())
+            .arg(record.to_string())
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The last recorded loss of the dataset, if any (JSON).
+    pub async fn data_loss(&self) -> Result<Option<serde_json::Value>> {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(self.keys.data_loss())
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
     /// The Redis clock, Unix milliseconds.
     pub async fn redis_time_ms(&self) -> Result<u64> {
         let (secs, micros): (u64, u64) = redis::cmd("TIME")

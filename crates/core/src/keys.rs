@@ -8,6 +8,8 @@
 //! | `P:queues`                  | set    | names of known queues                              |
 //! | `P:workers`                 | zset   | worker id → last heartbeat (ms)                    |
 //! | `P:worker:ID`               | hash   | one worker's description, expires when it dies     |
+//! | `P:epoch`                   | string | id of this Redis dataset, set by the first worker  |
+//! | `P:data_loss`               | string | JSON: when a worker saw the dataset replaced       |
 //! | `P:{Q}:job:ID`              | hash   | one job: `msg` (envelope) and its mutable record   |
 //! | `P:{Q}:pending`             | list   | ids ready to run (LPUSH in, RPOP out: FIFO)         |
 //! | `P:{Q}:wake`                | list   | a token that wakes idle fetchers                    |
@@ -59,6 +61,16 @@ impl Keys {
     /// Sorted set of live workers by last heartbeat.
     pub fn workers(&self) -> String {
         format!("{}:workers", self.prefix)
+    }
+
+    /// Id of the current Redis dataset: it disappears when Redis loses its data.
+    pub fn epoch(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
+
+    /// The last detected loss of the Redis dataset (JSON).
+    pub fn data_loss(&self) -> String {
+        format!("{}:data_loss", self.prefix)
     }
 
     /// One worker's description.

@@ -2,7 +2,7 @@
 //! A lease the renewal finds gone (operator cancel, or taken back after a freeze) stops its
 //! handler.
 
-use crate::shared::{every, Shared};
+use crate::shared::{every, Lease, Shared};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -11,10 +11,59 @@ use tracing::{error, warn};
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let period = shared.config.worker.heartbeat_interval;
     every(period, stop, || async {
+        check_epoch(&shared).await;
         renew(&shared).await;
         announce(&shared).await;
     })
     .await;
+}
+
+/// Detect a Redis that lost its data (restarted without persistence, failed over to an empty
+/// replica, flushed): its epoch key is gone or different. Every lease this worker holds then
+/// points at nothing, so they are all dropped and their handlers stopped.
+async fn check_epoch(shared: &Shared) {
+    let current = match shared.broker.epoch().await {
+        Ok(e) => e,
+        Err(_) => return, // Redis unreachable: the other loops report it
+    };
+    let ours = shared.epoch.lock().map(|e| e.clone()).unwrap_or_default();
+    if current.as_deref() == Some(ours.as_str()) {
+        return;
+    }
+    let dropped: Vec<Lease> = match shared.leases.lock() {
+        Ok(mut l) => l.drain().map(|(_, lease)| lease).collect(),
+        Err(_) => Vec::new(),
+    };
+    for lease in &dropped {
+        lease.lost.cancel();
+    }
+    let new = match shared.broker.ensure_epoch().await {
+        Ok(e) => e,
+        Err(e) => {
+            error!(error = %e, "could not set a new dataset epoch");
+            return;
+        }
+    };
+    error!(
+        previous_epoch = %ours,
+        epoch = %new,
+        dropped_leases = dropped.len(),
+        "REDIS LOST ITS DATA: the dataset epoch changed (Redis restarted without persistence, failed over to an empty replica, or was flushed). Jobs stored before are gone; this worker dropped every lease it held and goes on with the new dataset"
+    );
+    let _ = shared
+        .broker
+        .register_queues(&shared.config.worker.queues)
+        .await;
+    if let Err(e) = shared
+        .broker
+        .record_data_loss(&shared.worker_id, &ours, &new)
+        .await
+    {
+        error!(error = %e, "could not record the data loss for operators");
+    }
+    if let Ok(mut e) = shared.epoch.lock() {
+        *e = new;
+    }
 }
 
 async fn renew(shared: &Shared) {

@@ -65,7 +65,11 @@ pub async fn run(
             source,
         })?;
     broker.register_queues(&config.worker.queues).await?;
+    let epoch = broker.ensure_epoch().await?;
     let shared = Arc::new(Shared::new(config, broker, registry));
+    if let Ok(mut e) = shared.epoch.lock() {
+        *e = epoch;
+    }
     let w = &shared.config.worker;
     info!(
         worker = %shared.worker_id,

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub leases: Mutex<HashMap<(String, String), Lease>>,
     /// Cancelled when the grace period is over: remaining handlers stop, their jobs go back.
     pub hard_stop: CancellationToken,
+    /// The Redis dataset this worker works on (see `Broker::ensure_epoch`).
+    pub epoch: Mutex<String>,
 }
 
 impl Shared {
@@ -46,6 +48,7 @@ impl Shared {
             started_ms: celeriac_core::time::now_ms(),
             leases: Mutex::new(HashMap::new()),
             hard_stop: CancellationToken::new(),
+            epoch: Mutex::new(String::new()),
         }
     }
 

@@ -15,6 +15,15 @@ pub struct Args {
 }
 
 pub async fn run(config: Config, args: Args) -> CliResult {
+    let broker = crate::output::broker(&config).await?;
+    if let Some(loss) = broker.data_loss().await? {
+        eprintln!(
+            "warning: Redis lost its data: worker {} found the dataset replaced at {}; jobs stored before then are gone (delete the key {} once handled)",
+            loss["worker"].as_str().unwrap_or("?"),
+            loss["detected_at"].as_str().unwrap_or("?"),
+            broker.keys().data_loss()
+        );
+    }
     let queues = inspector(&config).await?.queues().await?;
     if args.json {
         print_json(&queues)?;
