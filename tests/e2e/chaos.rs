@@ -771,6 +771,210 @@ fn frozen_worker() -> Report {
     r
 }
 
+/// Scenario 10: Redis `maxmemory` reached with `noeviction`. Enqueue fails with a clear error
+/// (nothing half-written, nothing dropped silently); once memory is freed everything resumes.
+fn redis_full() -> Report {
+    let redis = RedisServer::start(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let mut run = Run::with_redis("10 Redis maxmemory (noeviction)", "", redis);
+    let payload = format!(r#"{{"ms": 1, "pad": "{}"}}"#, "x".repeat(400));
+    let mut error = String::new();
+    let mut accepted = 0;
+    for _ in 0..200 {
+        let out = run.env.cli(&[
+            "enqueue",
+            "drill.record",
+            "--payload",
+            &payload,
+            "--count",
+            "500",
+            "--json",
+        ]);
+        if out.status.success() {
+            let ids: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let ids: Vec<String> = ids
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string())
+                .collect();
+            accepted += ids.len();
+            run.enqueued.extend(ids);
+        } else {
+            error = String::from_utf8_lossy(&out.stderr).into_owned();
+            break;
+        }
+    }
+    assert!(
+        !error.is_empty(),
+        "Redis never filled up after {accepted} jobs"
+    );
+    assert!(
+        error.contains("Redis is full") && error.contains("maxmemory"),
+        "unclear error: {error}"
+    );
+    // The failed batch left nothing behind: every job in Redis is one the producer was told about.
+    let mut con = run.env.redis();
+    let pending: usize = con.llen(run.env.key("default", "pending")).unwrap();
+    assert_eq!(pending, accepted, "a refused enqueue wrote nothing");
+    // A worker starts and drains what was accepted while Redis is still full (it cannot even
+    // announce itself, so it is not waited for through `celeriac workers`).
+    run.env.spawn_process(&["worker"]);
+    let r = run.finish(Duration::from_secs(60));
+    assert_clean(&r);
+    assert_eq!(r.succeeded, accepted);
+    // Memory freed: retention drops the finished jobs, and enqueue works again.
+    run.env.ok(&[
+        "jobs",
+        "purge",
+        "--queue",
+        "default",
+        "--state",
+        "succeeded",
+    ]);
+    let id = run.env.enqueue("drill.record", r#"{"ms": 1}"#, &[]);
+    assert_eq!(
+        run.env.wait_final(&id, Duration::from_secs(20))["state"],
+        "succeeded"
+    );
+    eprintln!(
+        "{r}\nrefused after {accepted} accepted jobs with: {}",
+        error.trim()
+    );
+    r
+}
+
+/// Scenario 11: operators cancel, retry and purge while workers are being killed. Each
+/// operation is atomic (a job reported cancelled from a waiting state never starts afterwards)
+/// and idempotent (repeating it changes nothing).
+fn operator_repairs_during_kill_storm(jobs: usize, storm: Duration) -> Report {
+    let mut run = Run::new("11 cancel/retry/purge during a kill -9 storm", "");
+    run.enqueue((0..jobs).map(|_| record(fastrand_range(10, 300))).collect());
+    run.env.spawn_worker(&[]);
+    run.env.spawn_worker(&[]);
+    let targets: Vec<String> = run
+        .enqueued
+        .iter()
+        .rev()
+        .step_by(7)
+        .take(60)
+        .cloned()
+        .collect();
+    let mut cancelled_waiting = Vec::new();
+    let mut cancelled_all: Vec<String> = Vec::new();
+    let end = Instant::now() + storm;
+    let mut round = 0;
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(fastrand_range(1000, 2500)));
+        let victim = (round % 2) as usize;
+        let prefix = pid_prefix(&mut run.env, victim);
+        run.faulted.insert(prefix);
+        run.env.worker(victim).signal("-KILL");
+        run.env.worker(victim).wait_exit(Duration::from_secs(10));
+        if round == 0 {
+            let mut args = vec!["jobs", "cancel", "--json"];
+            args.extend(targets.iter().map(String::as_str));
+            let at = celeriac_core::time::now_us();
+            let first: serde_json::Value = serde_json::from_str(&run.env.ok(&args)).unwrap();
+            for r in first.as_array().unwrap() {
+                if r["changed"] == true {
+                    cancelled_all.push(r["id"].as_str().unwrap().to_string());
+                }
+                if r["changed"] == true
+                    && ["pending", "scheduled", "retrying"]
+                        .contains(&r["previous"].as_str().unwrap())
+                {
+                    cancelled_waiting.push((r["id"].as_str().unwrap().to_string(), at));
+                }
+            }
+            let again: serde_json::Value = serde_json::from_str(&run.env.ok(&args)).unwrap();
+            assert!(
+                again
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|r| r["changed"] == false),
+                "cancel is idempotent: {again}"
+            );
+        }
+        run.env.respawn_worker(victim, &[]);
+        round += 1;
+    }
+    assert!(
+        !cancelled_waiting.is_empty(),
+        "nothing was still waiting when cancelled"
+    );
+    // Nothing cancelled while waiting ever started after the cancel.
+    let starts_after: Vec<_> = read_ledger(&run.ledger)
+        .into_iter()
+        .filter(|e| {
+            cancelled_waiting
+                .iter()
+                .any(|(id, at)| *id == e.id && e.start > *at)
+        })
+        .collect();
+    assert!(
+        starts_after.is_empty(),
+        "cancelled jobs started later: {starts_after:?}"
+    );
+    // Retry half of them (twice: the second is a no-op), purge the other half.
+    let (retry, purge): (Vec<_>, Vec<_>) = cancelled_waiting
+        .iter()
+        .map(|(id, _)| id.clone())
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
+    let retry: Vec<String> = retry.into_iter().map(|(_, id)| id).collect();
+    let mut args = vec!["jobs", "retry", "--json"];
+    args.extend(retry.iter().map(String::as_str));
+    run.env.ok(&args);
+    let again: serde_json::Value = serde_json::from_str(&run.env.ok(&args)).unwrap();
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["changed"] == false || r["previous"] == "pending"),
+        "a second retry changes nothing: {again}"
+    );
+    let _ = purge;
+    // Everything cancelled and not retried is purged (jobs cancelled while running too).
+    let purged: Vec<String> = cancelled_all
+        .iter()
+        .filter(|id| !retry.contains(id))
+        .cloned()
+        .collect();
+    let out = run.env.ok(&[
+        "jobs",
+        "purge",
+        "--queue",
+        "default",
+        "--state",
+        "cancelled",
+        "--json",
+    ]);
+    let n: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        n["purged"].as_u64().unwrap() as usize,
+        purged.len(),
+        "{out}"
+    );
+    let again: serde_json::Value = serde_json::from_str(&run.env.ok(&[
+        "jobs",
+        "purge",
+        "--queue",
+        "default",
+        "--state",
+        "cancelled",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(again["purged"], 0, "purge is idempotent");
+    run.enqueued.retain(|id| !purged.contains(id));
+    let r = run.finish(Duration::from_secs(120));
+    assert_clean(&r);
+    assert_eq!(r.succeeded, run.enqueued.len(), "{r:?}");
+    r
+}
+
 fn fastrand_range(lo: u64, hi: u64) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -826,6 +1030,16 @@ fn chaos_quick_frozen_worker() {
 }
 
 #[test]
+fn chaos_quick_redis_full() {
+    redis_full();
+}
+
+#[test]
+fn chaos_quick_operator_repairs_during_kill_storm() {
+    operator_repairs_during_kill_storm(800, Duration::from_secs(6));
+}
+
+#[test]
 fn chaos_quick_poison_abort() {
     poison_abort(200, 4);
 }
@@ -845,6 +1059,8 @@ fn chaos_full() {
         long_jobs(),
         delayed(10_000, Duration::from_secs(120)),
         poison_abort(2_000, 10),
+        redis_full(),
+        operator_repairs_during_kill_storm(3_000, Duration::from_secs(30)),
     ];
     println!("| scenario | enqueued | succeeded | dead | executions | lost | unexpected | duplicated | overlap | stuck | inconsistent | time |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");

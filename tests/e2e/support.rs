@@ -198,7 +198,7 @@ impl Env {
         n
     }
 
-    fn spawn_process(&mut self, args: &[&str]) -> usize {
+    pub fn spawn_process(&mut self, args: &[&str]) -> usize {
         let n = self.workers.len();
         let log = self.dir.join(format!("process-{n}.log"));
         let file = std::fs::File::create(&log).expect("log file");

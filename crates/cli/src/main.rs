@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(CliError { code, error }) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {error}");
             ExitCode::from(code)
         }
     }

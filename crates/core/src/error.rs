@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Redis could not be reached or answered with an error.
-    #[error("Redis error: {0} (is Redis running at the configured URL? set --redis-url or CELERIAC_REDIS_URL)")]
+    #[error("Redis error: {0}{hint}", hint = redis_hint(.0))]
     Redis(#[from] redis::RedisError),
 
     /// A queue name that cannot be used as a Redis hash tag.
@@ -49,6 +49,27 @@ pub enum Error {
         "unexpected reply from Redis: {0} (is another program writing into Celeriac's key prefix?)"
     )]
     Protocol(String),
+}
+
+/// What to do about a Redis error, in words an operator can act on.
+fn redis_hint(e: &redis::RedisError) -> &'static str {
+    let text = e.to_string();
+    if e.code() == Some("OOM") || text.contains("OOM") && text.contains("maxmemory") {
+        " (Redis is full: maxmemory is reached and its policy is noeviction, so nothing was written. Free memory — purge finished jobs or lower the retention limits — or raise maxmemory)"
+    } else if e.code() == Some("NOPERM") || text.contains("NOPERM") {
+        " (the Redis user lacks a permission: grant it the commands and the key pattern in deploy/redis.conf)"
+    } else if e.code() == Some("WRONGPASS") || text.contains("WRONGPASS") || text.contains("NOAUTH")
+    {
+        " (authentication failed: check the user and password in the Redis URL)"
+    } else if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+    {
+        " (is Redis running at the configured URL? set --redis-url or CELERIAC_REDIS_URL)"
+    } else {
+        ""
+    }
 }
 
 /// Shorthand for results of this crate.

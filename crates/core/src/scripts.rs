@@ -1,17 +1,31 @@
 //! The Lua scripts behind every multi-key state change. Each file in `scripts/` opens with a
 //! header giving its KEYS, ARGV and reply; `lib.lua` (shared helpers) is prepended to each.
 //!
+//! Each script opens with a Redis 7 shebang whose flags say whether it may run when Redis is
+//! over `maxmemory`: scripts that create jobs may not (the producer gets a clear error), scripts
+//! that move, finish or delete jobs may (a full Redis can always be drained).
+//!
 //! Scripts are sent with EVALSHA and loaded on a NOSCRIPT reply, so a `SCRIPT FLUSH` or a
 //! restarted Redis costs one extra round trip, never an error.
 
 use redis::Script;
 use std::sync::LazyLock;
 
+/// Header of scripts that create jobs: refused when Redis is over `maxmemory` (with
+/// `noeviction`), so a producer gets a clear error and nothing is half-written.
+const CREATES: &str = "#!lua\n";
+/// Header of scripts that move or finish existing jobs: allowed when Redis is full, so workers
+/// and operators can always drain and repair a full Redis (they change records in place, and
+/// completions feed retention, which frees memory).
+const DRAINS: &str = "#!lua flags=allow-oom\n";
+
 macro_rules! script {
-    ($name:ident, $file:literal) => {
+    ($name:ident, $file:literal, $header:ident) => {
         #[doc = concat!("`scripts/", $file, "`.")]
         pub static $name: LazyLock<Script> = LazyLock::new(|| {
-            Script::new(concat!(
+            Script::new(&format!(
+                "{}{}{}",
+                $header,
                 include_str!("../scripts/lib.lua"),
                 include_str!(concat!("../scripts/", $file))
             ))
@@ -19,14 +33,14 @@ macro_rules! script {
     };
 }
 
-script!(ENQUEUE, "enqueue.lua");
-script!(FETCH, "fetch.lua");
-script!(ACK, "ack.lua");
-script!(EXTEND, "extend.lua");
-script!(RECOVER, "recover.lua");
-script!(PROMOTE, "promote.lua");
-script!(JANITOR, "janitor.lua");
-script!(CANCEL, "cancel.lua");
-script!(RETRY, "retry.lua");
-script!(PURGE, "purge.lua");
-script!(CRON_ENQUEUE, "cron_enqueue.lua");
+script!(ENQUEUE, "enqueue.lua", CREATES);
+script!(CRON_ENQUEUE, "cron_enqueue.lua", CREATES);
+script!(FETCH, "fetch.lua", DRAINS);
+script!(ACK, "ack.lua", DRAINS);
+script!(EXTEND, "extend.lua", DRAINS);
+script!(RECOVER, "recover.lua", DRAINS);
+script!(PROMOTE, "promote.lua", DRAINS);
+script!(JANITOR, "janitor.lua", DRAINS);
+script!(CANCEL, "cancel.lua", DRAINS);
+script!(RETRY, "retry.lua", DRAINS);
+script!(PURGE, "purge.lua", DRAINS);

@@ -30,6 +30,15 @@ async fn check_epoch(shared: &Shared) {
     if current.as_deref() == Some(ours.as_str()) {
         return;
     }
+    if ours.is_empty() {
+        // Not known yet (it could not be set at start): adopt the dataset's epoch.
+        if let Ok(e) = shared.broker.ensure_epoch().await {
+            if let Ok(mut mine) = shared.epoch.lock() {
+                *mine = e;
+            }
+        }
+        return;
+    }
     let dropped: Vec<Lease> = match shared.leases.lock() {
         Ok(mut l) => l.drain().map(|(_, lease)| lease).collect(),
         Err(_) => Vec::new(),

@@ -64,8 +64,17 @@ pub async fn run(
             url: redact_url(&config.redis_url),
             source,
         })?;
-    broker.register_queues(&config.worker.queues).await?;
-    let epoch = broker.ensure_epoch().await?;
+    // Neither is fatal: a worker must start against a full Redis (maxmemory) to drain it.
+    if let Err(e) = broker.register_queues(&config.worker.queues).await {
+        warn!(error = %e, "could not register this worker's queues; continuing");
+    }
+    let epoch = match broker.ensure_epoch().await {
+        Ok(e) => e,
+        Err(e) => {
+            warn!(error = %e, "could not read or set the dataset epoch; the heartbeat will retry");
+            broker.epoch().await.ok().flatten().unwrap_or_default()
+        }
+    };
     let shared = Arc::new(Shared::new(config, broker, registry));
     if let Ok(mut e) = shared.epoch.lock() {
         *e = epoch;
