@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bad_input;
 mod chaos;
 mod cli;
 mod crash;

@@ -7,8 +7,9 @@ use crate::executor;
 use crate::shared::{pause_after_error, Lease, Shared};
 use celeriac_core::broker::{Ack, AckOp};
 use redis::aio::MultiplexedConnection;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,6 +29,7 @@ pub(crate) async fn run(
     let mut waiter: Option<MultiplexedConnection> = None;
     let mut start = 0usize;
     let mut failures = 0u32;
+    let mut queue_backoff: HashMap<String, (Instant, u32)> = HashMap::new();
     loop {
         let first = tokio::select! {
             _ = stop.cancelled() => return,
@@ -45,6 +47,9 @@ pub(crate) async fn run(
         }
 
         let mut jobs = Vec::new();
+        // Pause only when no queue answered: one broken queue must not slow the others, and
+        // is itself skipped with its own backoff.
+        let mut answered = 0;
         let mut failed = false;
         for i in 0..queues.len() {
             let want = permits.len() - jobs.len();
@@ -52,6 +57,12 @@ pub(crate) async fn run(
                 break;
             }
             let queue = &queues[(start + i) % queues.len()];
+            if queue_backoff
+                .get(queue)
+                .is_some_and(|(until, _)| Instant::now() < *until)
+            {
+                continue;
+            }
             match shared
                 .broker
                 .fetch(
@@ -64,6 +75,8 @@ pub(crate) async fn run(
                 .await
             {
                 Ok(mut batch) => {
+                    answered += 1;
+                    queue_backoff.remove(queue);
                     let suspect = batch.iter().any(|j| j.suspect);
                     jobs.append(&mut batch);
                     if suspect {
@@ -71,7 +84,11 @@ pub(crate) async fn run(
                     }
                 }
                 Err(e) => {
-                    error!(queue, error = %e, "fetch failed; retrying");
+                    let n = queue_backoff.get(queue).map_or(0, |(_, n)| *n) + 1;
+                    let pause =
+                        Duration::from_millis(100u64 << n.min(8)).min(Duration::from_secs(30));
+                    error!(queue, error = %e, retry_in_ms = pause.as_millis() as u64, "fetch failed; retrying");
+                    queue_backoff.insert(queue.clone(), (Instant::now() + pause, n));
                     failed = true;
                 }
             }
@@ -127,7 +144,7 @@ pub(crate) async fn run(
             ));
         }
 
-        if failed {
+        if failed && answered == 0 {
             failures += 1;
             if !pause_after_error(failures, &stop).await {
                 return;
