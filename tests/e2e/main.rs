@@ -4,6 +4,7 @@
 
 mod support;
 
+mod acl;
 mod bad_input;
 mod chaos;
 mod cli;
