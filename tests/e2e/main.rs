@@ -14,3 +14,4 @@ mod interop;
 mod lifecycle;
 mod poison;
 mod shutdown;
+mod tls;

@@ -15,8 +15,8 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "celeriac", version, about, long_about = None, propagate_version = true)]
 struct Cli {
-    /// Redis URL (redis://[user:password@]host:port[/db]). Overrides the config file and
-    /// CELERIAC_REDIS_URL.
+    /// Redis URL (redis://[user:password@]host:port[/db], or rediss:// for TLS). Overrides the
+    /// config file and CELERIAC_REDIS_URL.
     #[arg(long, global = true, value_name = "URL")]
     redis_url: Option<String>,
 

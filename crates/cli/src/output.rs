@@ -88,7 +88,7 @@ pub fn human_ms(ms: u64) -> String {
 pub async fn broker(
     config: &celeriac_core::config::Config,
 ) -> Result<celeriac_core::Broker, CliError> {
-    celeriac_core::Broker::connect(&config.redis_url, &config.prefix)
+    celeriac_core::Broker::from_config(config)
         .await
         .map_err(|e| {
             CliError::failed(anyhow::anyhow!(

@@ -133,9 +133,46 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
+    /// Connect with the Redis URL, prefix and TLS settings of `config`.
+    pub async fn from_config(config: &crate::config::Config) -> Result<Broker> {
+        Self::connect_tls(
+            &config.redis_url,
+            &config.prefix,
+            config.redis_tls_ca.as_deref(),
+        )
+        .await
+    }
+
     /// Connect to `url` (fails fast when Redis does not answer).
     pub async fn connect(url: &str, prefix: &str) -> Result<Broker> {
-        let client = redis::Client::open(url)?;
+        Self::connect_tls(url, prefix, None).await
+    }
+
+    /// Connect to `url`; for a `rediss://` URL, `tls_ca` is a PEM file of the certificate
+    /// authority that signed the server's certificate (the system's roots are used without it).
+    pub async fn connect_tls(
+        url: &str,
+        prefix: &str,
+        tls_ca: Option<&std::path::Path>,
+    ) -> Result<Broker> {
+        // One process-wide TLS crypto provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = match tls_ca {
+            Some(path) if url.to_ascii_lowercase().starts_with("rediss://") => {
+                let root_cert = std::fs::read(path).map_err(|source| Error::ConfigRead {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root_cert),
+                    },
+                )?
+            }
+            _ => redis::Client::open(url)?,
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(30)))

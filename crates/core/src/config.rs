@@ -62,10 +62,12 @@ pub const DEFAULT_DEAD_MAX: u64 = 10_000;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// `redis://[user:password@]host:port[/db]`.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS.
     pub redis_url: String,
     /// Prefix of every key.
     pub prefix: String,
+    /// PEM file of the certificate authority of a `rediss://` server (system roots when absent).
+    pub redis_tls_ca: Option<std::path::PathBuf>,
     /// The worker.
     pub worker: WorkerConfig,
     /// Limits applied at enqueue.
@@ -274,6 +276,7 @@ impl Default for Config {
         Config {
             redis_url: DEFAULT_REDIS_URL.into(),
             prefix: DEFAULT_PREFIX.into(),
+            redis_tls_ca: None,
             worker: WorkerConfig::default(),
             jobs: JobsConfig::default(),
             retry: RetryConfig::default(),
@@ -356,10 +359,17 @@ pub struct KindPolicy {
 /// Settings whose environment value is a comma-separated list.
 const LIST_FIELDS: [&str; 1] = ["worker.queues"];
 /// Settings whose environment value is always taken as text (never a number or a list).
-const STRING_FIELDS: [&str; 4] = ["redis_url", "prefix", "log.level", "log.format"];
+const STRING_FIELDS: [&str; 5] = [
+    "redis_url",
+    "prefix",
+    "redis_tls_ca",
+    "log.level",
+    "log.format",
+];
 
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "cron",
+    "redis_tls_ca",
     "redis_url",
     "prefix",
     "worker",
@@ -419,13 +429,7 @@ impl Config {
             })
         }
         let lower = self.redis_url.to_ascii_lowercase();
-        if lower.starts_with("rediss://") {
-            return bad(
-                "redis_url",
-                "rediss:// (TLS) is not supported by this build yet; use redis:// on a trusted network or a TLS tunnel",
-            );
-        }
-        if !["redis://", "unix://", "redis+unix://"]
+        if !["redis://", "rediss://", "unix://", "redis+unix://"]
             .iter()
             .any(|s| lower.starts_with(s))
             || redis::Client::open(self.redis_url.as_str()).is_err()
@@ -433,10 +437,18 @@ impl Config {
             return bad(
                 "redis_url",
                 format!(
-                    "{:?} is not a Redis URL; expected redis://[user:password@]host:port[/db]",
+                    "{:?} is not a Redis URL; expected redis://[user:password@]host:port[/db] (or rediss:// for TLS)",
                     redact_url(&self.redis_url)
                 ),
             );
+        }
+        if let Some(ca) = &self.redis_tls_ca {
+            if !ca.is_file() {
+                return bad(
+                    "redis_tls_ca",
+                    format!("{} is not a readable file", ca.display()),
+                );
+            }
         }
         if self.prefix.is_empty()
             || self.prefix.len() > 64

@@ -47,7 +47,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), CronError> {
     let all = schedules(&config, &known_kinds)?;
-    let broker = Broker::connect(&config.redis_url, &config.prefix)
+    let broker = Broker::from_config(&config)
         .await
         .map_err(|source| CronError::Connect {
             url: redact_url(&config.redis_url),

@@ -121,7 +121,7 @@ pub struct Producer {
 impl Producer {
     /// Connect with `config`'s Redis URL, prefix and limits.
     pub async fn connect(config: &Config) -> Result<Producer> {
-        let broker = Broker::connect(&config.redis_url, &config.prefix).await?;
+        let broker = Broker::from_config(config).await?;
         Ok(Producer::with_broker(broker, config))
     }
 

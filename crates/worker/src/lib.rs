@@ -58,7 +58,7 @@ pub async fn run(
     registry: Registry,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let broker = Broker::connect(&config.redis_url, &config.prefix)
+    let broker = Broker::from_config(&config)
         .await
         .map_err(|source| WorkerError::Connect {
             url: redact_url(&config.redis_url),
