@@ -366,11 +366,21 @@ impl Run {
         }
     }
 
-    /// Executions started by `worker` and not ended (in flight when it was killed).
-    fn unfinished_of(&self, worker_id_prefix: &str) -> usize {
-        read_ledger(&self.ledger)
+    /// Jobs leased to a worker (by id prefix): running, about to start, or finished with their
+    /// outcome not yet recorded — what a kill of that worker sends back to the queue.
+    fn leases_of(&self, worker_id_prefix: &str) -> usize {
+        let mut con = self.env.redis();
+        let active: Vec<String> = con
+            .zrange(self.env.key("default", "active"), 0, -1)
+            .unwrap();
+        active
             .iter()
-            .filter(|e| e.end.is_none() && e.worker.starts_with(worker_id_prefix))
+            .filter(|id| {
+                let w: Option<String> = con
+                    .hget(self.env.key("default", &format!("job:{id}")), "worker")
+                    .unwrap();
+                w.is_some_and(|w| w.starts_with(worker_id_prefix))
+            })
             .count()
     }
 }
@@ -455,13 +465,13 @@ fn kill_storm(jobs: usize, storm: Duration) -> Report {
         let prefix = pid_prefix(&mut run.env, victim);
         run.env.worker(victim).signal("-KILL");
         run.env.worker(victim).wait_exit(Duration::from_secs(10));
-        in_flight_at_kills += run.unfinished_of(&prefix);
+        in_flight_at_kills += run.leases_of(&prefix);
         run.faulted.insert(prefix);
         kills += 1;
         run.env.respawn_worker(victim, &[]);
     }
     let r = run.finish(Duration::from_secs(300));
-    eprintln!("kills: {kills}, executions in flight at the kills: {in_flight_at_kills}");
+    eprintln!("kills: {kills}, jobs leased to the killed workers: {in_flight_at_kills}");
     assert_clean(&r);
     assert!(
         r.duplicated <= in_flight_at_kills,

@@ -18,11 +18,13 @@ local pushed = false
 for i = 4, #ARGV, 5 do
   local id, token, op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local jk = base .. 'job:' .. id
-  local f = redis.pcall('HMGET', jk, 'state', 'token')
+  local f = redis.pcall('HMGET', jk, 'state', 'token', 'lost')
   if f.err or f[1] ~= 'active' or f[2] ~= token then
     rejected[#rejected + 1] = id
   else
     done[#done + 1] = id
+    -- This delivery finished without killing its worker: the job is no longer a suspect.
+    if f[3] and op ~= 'release' then redis.call('HDEL', jk, 'lost') end
     if op == 'ok' then
       if a ~= '' then
         redis.call('HSET', jk, 'state', 'succeeded', 'finished_us', now_us, 'result', a)

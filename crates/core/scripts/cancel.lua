@@ -1,7 +1,7 @@
 -- cancel: operator cancel of jobs that have not finished.
 -- KEYS[1] pending, KEYS[2] scheduled, KEYS[3] retry, KEYS[4] active, KEYS[5] cancelled
 -- ARGV[1] queue base, then job ids
--- Returns, per id, the state it was in ('' when there is no such job). Jobs that were not
+-- Cost: constant per id. Returns, per id, the state it was in ('' when there is no such job). Jobs that were not
 -- finished are now cancelled; a running job's worker sees it at its next lease renewal, stops
 -- the handler and drops its result.
 local base = ARGV[1]
@@ -18,9 +18,9 @@ for i = 2, #ARGV do
     out[#out + 1] = st
     local idx = index[st]
     if idx then
-      if st == 'pending' then
-        redis.call('LREM', idx, 1, id)
-      else
+      -- A pending id stays in the list (removing it would be a linear scan of a list that
+      -- may hold millions): the fetch script drops ids whose record is no longer pending.
+      if st ~= 'pending' then
         redis.call('ZREM', idx, id)
       end
       redis.call('HSET', jk, 'state', 'cancelled', 'finished_us', now_us)

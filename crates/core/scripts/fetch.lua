@@ -1,5 +1,7 @@
 -- fetch: lease up to N pending jobs to one worker (one call per batch).
--- KEYS[1] pending list, KEYS[2] active zset, KEYS[3] wake list, KEYS[4] dead zset
+-- KEYS[1] pending list, KEYS[2] active zset, KEYS[3] wake list, KEYS[4] dead zset,
+-- KEYS[5] the queue's token sequence (a counter: tokens never repeat in a queue, even when a
+-- job id is reused after its record was deleted)
 -- ARGV[1] queue base "P:{Q}:", ARGV[2] max jobs, ARGV[3] lease ms, ARGV[4] worker id,
 -- ARGV[5] envelope size cap in bytes (a larger envelope is not sent back, only its length)
 -- Returns { now_ms, id, token, attempt, envelope, length, suspect, id, token, ... }
@@ -17,6 +19,7 @@ local ids = redis.call('RPOP', KEYS[1], tonumber(ARGV[2]))
 if not ids then return out end
 local deadline = now_ms + tonumber(ARGV[3])
 local cap = tonumber(ARGV[5])
+local next_token = redis.call('INCRBY', KEYS[5], #ids) - #ids
 local lease = {}
 local stop_at = nil
 for i, id in ipairs(ids) do
@@ -30,7 +33,8 @@ for i, id in ipairs(ids) do
       stop_at = i
       break
     end
-    local token = (tonumber(f[2]) or 0) + 1
+    next_token = next_token + 1
+    local token = next_token
     local attempt = (tonumber(f[3]) or 0) + 1
     redis.call('HSET', jk, 'state', 'active', 'token', token, 'attempt', attempt,
       'worker', ARGV[4], 'started_us', now_us)

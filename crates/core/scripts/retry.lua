@@ -1,7 +1,7 @@
 -- retry: operator "run now" for jobs that are dead, cancelled, retrying or scheduled.
 -- KEYS[1] pending, KEYS[2] scheduled, KEYS[3] retry, KEYS[4] dead, KEYS[5] cancelled, KEYS[6] wake
 -- ARGV[1] queue base, ARGV[2] mode: 'ids' (ARGV[4..] are job ids) or 'all-dead' (up to
--- ARGV[3] jobs from the dead set)
+-- ARGV[3] jobs from the dead set that died before ARGV[4], Unix ms)
 -- Returns, per id, the state it was in ('' when there is no such job); for 'all-dead',
 -- { ids taken off the dead set, ids requeued } (ids whose record is not dead are only taken off
 -- the index, so the loop always ends). A requeued job gets one more attempt (its attempt count is kept, so a job past its
@@ -12,7 +12,9 @@ local now_ms, now_us = clock()
 local index = { scheduled = KEYS[2], retrying = KEYS[3], dead = KEYS[4], cancelled = KEYS[5] }
 local ids = {}
 if ARGV[2] == 'all-dead' then
-  ids = redis.call('ZRANGE', KEYS[4], 0, tonumber(ARGV[3]) - 1)
+  -- Only jobs that died before the operator's command (ARGV[4], ms): a retried job that dies
+  -- again meanwhile is not picked up again, so the loop ends.
+  ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[3]))
 else
   for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
 end

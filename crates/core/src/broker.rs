@@ -175,7 +175,8 @@ impl Broker {
         };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(30)))
+            // Well under the heartbeat period, so one stalled call cannot eat a lease.
+            .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
         let con = ConnectionManager::new_with_config(client.clone(), config).await?;
@@ -293,6 +294,7 @@ impl Broker {
             .key(k.active(queue))
             .key(k.wake(queue))
             .key(k.dead(queue))
+            .key(k.tokens(queue))
             .arg(k.queue_base(queue))
             .arg(count)
             .arg(lease.as_millis() as u64)

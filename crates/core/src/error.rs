@@ -22,7 +22,7 @@ pub enum Error {
     InvalidId { id: String, reason: &'static str },
 
     /// An encoded envelope larger than the configured cap.
-    #[error("job payload is {size} bytes, over the {limit}-byte cap (raise producer.max_payload_bytes, or store the data elsewhere and enqueue a reference)")]
+    #[error("job payload is {size} bytes, over the {limit}-byte cap (raise jobs.max_payload_bytes / CELERIAC_JOBS__MAX_PAYLOAD_BYTES, or store the data elsewhere and enqueue a reference)")]
     TooLarge { size: usize, limit: usize },
 
     /// A payload that is not valid JSON.

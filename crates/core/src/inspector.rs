@@ -339,11 +339,14 @@ impl Inspector {
             JobState::Dead => zrange(&mut con, &k.dead(queue), stop, true).await?,
             JobState::Cancelled => zrange(&mut con, &k.cancelled(queue), stop, true).await?,
         };
+        let state_name = state.as_str();
         Ok(self
             .load(queue, &ids)
             .await?
             .into_iter()
             .flatten()
+            // A cancelled pending job's id stays in the list until a fetch drops it.
+            .filter(|j| j.state == state_name)
             .collect())
     }
 
@@ -430,8 +433,11 @@ impl Inspector {
     pub async fn retry_all_dead(&self, queue: &str) -> Result<u64> {
         keys::validate_queue(queue)?;
         let mut total = 0;
+        let cutoff = self.broker.redis_time_ms().await?.to_string();
         loop {
-            let (taken, requeued): (u64, u64) = self.retry_call(queue, "all-dead", &[]).await?;
+            let (taken, requeued): (u64, u64) = self
+                .retry_call(queue, "all-dead", std::slice::from_ref(&cutoff))
+                .await?;
             if taken == 0 {
                 return Ok(total);
             }

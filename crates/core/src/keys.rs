@@ -21,6 +21,7 @@
 //! | `P:{Q}:cancelled`           | zset   | cancelled ids → cancel time (retention index)      |
 //! | `P:{Q}:idem:KEY`            | string | idempotency key → job id (expires)                 |
 //! | `P:{Q}:stats`               | hash   | counters since the queue existed                   |
+//! | `P:{Q}:tokens`              | string | fencing-token sequence of the queue                |
 //! | `P:{Q}:stats:SLOT`          | hash   | counters of one 10-second slot (expire)            |
 //! | `P:{Q}:cron:NAME`           | hash   | a schedule's last enqueued tick and job id         |
 //! | `P:{Q}:cronhist:NAME`       | list   | a schedule's last 100 ticks, `TICK_MS JOB_ID`      |
@@ -126,6 +127,11 @@ impl Keys {
     /// Cancelled ids by cancel time.
     pub fn cancelled(&self, queue: &str) -> String {
         self.queue_key(queue, "cancelled")
+    }
+
+    /// Fencing-token sequence of a queue.
+    pub fn tokens(&self, queue: &str) -> String {
+        self.queue_key(queue, "tokens")
     }
 
     /// Lifetime counters of a queue.

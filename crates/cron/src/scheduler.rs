@@ -11,6 +11,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+/// How late a tick may be before the catch-up policy decides about it.
+const BEHIND: Duration = Duration::from_secs(60);
+
 /// Longest single sleep while waiting for a tick (the Redis clock is read again after it).
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
@@ -103,6 +106,24 @@ async fn run_schedule(broker: Broker, schedule: Schedule, stop: CancellationToke
             );
             return;
         };
+        // Far behind (Redis was unreachable, or this process was paused): the ticks missed
+        // meanwhile follow the catch-up policy, like ticks missed while no replica ran. A slow
+        // enqueue is never this late, so it never skips a tick.
+        let Some(now) = retry(&stop, "read the Redis clock", || broker.redis_time_ms()).await
+        else {
+            return;
+        };
+        if now > tick + BEHIND.as_millis() as u64 {
+            let missed = missed_ticks(&schedule, Some(cursor), now);
+            warn!(schedule = schedule.name(), behind_ms = now - tick, catch_up = ?schedule.catch_up(), enqueued = missed.len(), "scheduler fell behind; applying the catch-up policy");
+            for t in missed {
+                if !offer(&broker, &schedule, t, &stop).await {
+                    return;
+                }
+            }
+            cursor = now;
+            continue;
+        }
         if !wait_for(&broker, tick, &stop).await || !offer(&broker, &schedule, tick, &stop).await {
             return;
         }

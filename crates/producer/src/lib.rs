@@ -147,7 +147,10 @@ impl Producer {
     }
 
     /// Enqueue many jobs: one script call per queue and 1,000 jobs. Every job is validated
-    /// before anything is sent, so a bad job fails the call without a partial enqueue.
+    /// before anything is sent, so a bad job fails the call without a partial enqueue. A Redis
+    /// error part way through a batch of more than 1,000 jobs (Redis full, connection lost) can
+    /// leave the chunks sent before it enqueued: give jobs their own ids ([`NewJob::id`]) to
+    /// make retrying the whole batch idempotent.
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         let now = celeriac_core::time::now_ms();
         let prepared = jobs

@@ -7,7 +7,6 @@ use celeriac_core::broker::Ack;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 /// Give up on an outcome after this many failed writes in a row (about two minutes); the job's
@@ -23,7 +22,6 @@ pub(crate) struct AckMsg {
 
 pub(crate) async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<AckMsg>) {
     let max = shared.config.worker.batch_size;
-    let never = CancellationToken::new();
     while let Some(first) = rx.recv().await {
         let mut by_queue: BTreeMap<String, Vec<Ack>> = BTreeMap::new();
         by_queue.entry(first.queue).or_default().push(first.ack);
@@ -54,12 +52,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<AckMsg>) 
                         }
                         Err(e) => {
                             failures += 1;
-                            if failures >= MAX_FAILURES {
+                            if failures >= MAX_FAILURES || shared.ack_deadline.is_cancelled() {
                                 error!(queue = %queue, jobs = chunk.len(), error = %e, "giving up recording outcomes; these jobs will run again when their leases expire");
                                 break;
                             }
                             error!(queue = %queue, jobs = chunk.len(), error = %e, "recording outcomes failed; retrying");
-                            pause_after_error(failures, &never).await;
+                            pause_after_error(failures, &shared.ack_deadline).await;
                         }
                     }
                 }

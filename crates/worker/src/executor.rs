@@ -99,7 +99,9 @@ async fn execute(shared: &Shared, fetched: &Fetched, lost: &CancellationToken) -
         worker: shared.worker_id.clone(),
         cancel: cancel.clone(),
     };
-    let running = AssertUnwindSafe(handler.handle(job)).catch_unwind();
+    // `handle` itself runs inside the unwind guard: a handler that panics before its first
+    // `.await` is a failed attempt like any other.
+    let running = AssertUnwindSafe(async move { handler.handle(job).await }).catch_unwind();
     let _cancel_on_exit = cancel.clone().drop_guard();
     let outcome = tokio::select! {
         r = tokio::time::timeout(timeout, running) => match r {

@@ -94,10 +94,16 @@ async fn renew(shared: &Shared) {
             {
                 Ok(lost) => {
                     for id in lost {
-                        warn!(job = %id, queue = %queue, "lease gone (cancelled or taken back); stopping the handler");
+                        let sent = chunk.iter().find(|(i, _)| *i == id).map(|(_, t)| *t);
+                        let key = (queue.clone(), id.clone());
                         if let Ok(mut l) = shared.leases.lock() {
-                            if let Some(lease) = l.remove(&(queue.clone(), id)) {
-                                lease.lost.cancel();
+                            // Only the delivery this renewal was about: the same job may have
+                            // been fetched again (a new token) meanwhile.
+                            if l.get(&key).is_some_and(|lease| Some(lease.token) == sent) {
+                                if let Some(lease) = l.remove(&key) {
+                                    warn!(job = %id, queue = %queue, "lease gone (cancelled or taken back); stopping the handler");
+                                    lease.lost.cancel();
+                                }
                             }
                         }
                     }

@@ -34,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+/// How long the final drain waits for stopped handlers and for unrecorded outcomes.
+const FINAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why a worker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -115,10 +118,21 @@ pub async fn run(
             "grace period over: stopping the remaining handlers and handing their jobs back"
         );
         shared.hard_stop.cancel();
-        tracker.wait().await;
+        if tokio::time::timeout(FINAL_WAIT, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some handlers did not stop (blocking code?); exiting without their outcomes: their leases will expire");
+        }
     }
+    // Redis may be down now: give the outcomes still unrecorded a bounded time.
+    let deadline = shared.ack_deadline.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(FINAL_WAIT).await;
+        deadline.cancel();
+    });
     // Every executor has sent its outcome; the acker ends once it has recorded them all.
-    let _ = acker.await;
+    let _ = tokio::time::timeout(FINAL_WAIT * 2, acker).await;
     maintenance.cancel();
     for l in loops {
         let _ = l.await;

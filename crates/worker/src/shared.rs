@@ -30,6 +30,9 @@ pub(crate) struct Shared {
     pub leases: Mutex<HashMap<(String, String), Lease>>,
     /// Cancelled when the grace period is over: remaining handlers stop, their jobs go back.
     pub hard_stop: CancellationToken,
+    /// Cancelled some seconds into the final drain: outcomes Redis still refuses are given up
+    /// (their leases expire and the jobs run again) so the process can exit.
+    pub ack_deadline: CancellationToken,
     /// The Redis dataset this worker works on (see `Broker::ensure_epoch`).
     pub epoch: Mutex<String>,
 }
@@ -48,6 +51,7 @@ impl Shared {
             started_ms: celeriac_core::time::now_ms(),
             leases: Mutex::new(HashMap::new()),
             hard_stop: CancellationToken::new(),
+            ack_deadline: CancellationToken::new(),
             epoch: Mutex::new(String::new()),
         }
     }
