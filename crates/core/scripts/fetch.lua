@@ -3,7 +3,8 @@
 -- KEYS[5] the queue's token sequence (a counter: tokens never repeat in a queue, even when a
 -- job id is reused after its record was deleted)
 -- ARGV[1] queue base "P:{Q}:", ARGV[2] max jobs, ARGV[3] lease ms, ARGV[4] worker id,
--- ARGV[5] envelope size cap in bytes (a larger envelope is not sent back, only its length)
+-- ARGV[5] envelope size cap in bytes (a larger envelope is not sent back, only its length),
+-- ARGV[6] byte budget of the reply: the batch stops once the envelopes sent pass it
 -- Returns { now_ms, id, token, attempt, envelope, length, suspect, id, token, ... }
 --   token is the fencing token of this lease: acks and lease renewals must present it.
 --   suspect is 1 for a job that was on a worker that died: it is always leased alone (the
@@ -20,6 +21,8 @@ if not ids then return out end
 local deadline = now_ms + tonumber(ARGV[3])
 local cap = tonumber(ARGV[5])
 local next_token = redis.call('INCRBY', KEYS[5], #ids) - #ids
+local budget = tonumber(ARGV[6])
+local sent = 0
 local lease = {}
 local stop_at = nil
 for i, id in ipairs(ids) do
@@ -29,7 +32,7 @@ for i, id in ipairs(ids) do
     redis.call('HINCRBY', base .. 'stats', 'orphans', 1)
   elseif f[1] == 'pending' then
     local suspect = (tonumber(f[5]) or 0) > 0
-    if suspect and #lease > 0 then
+    if (suspect or sent >= budget) and #lease > 0 then
       stop_at = i
       break
     end
@@ -43,6 +46,7 @@ for i, id in ipairs(ids) do
     local msg = f[4] or ''
     local len = #msg
     if len > cap then msg = '' end
+    sent = sent + #msg
     out[#out + 1] = id
     out[#out + 1] = token
     out[#out + 1] = attempt

@@ -13,6 +13,11 @@ use std::time::Duration;
 
 /// Most jobs sent in one enqueue script call (bounded so one call never blocks Redis long).
 pub const ENQUEUE_CHUNK: usize = 1000;
+/// Most envelope bytes sent in one enqueue script call (so a batch of large payloads never makes
+/// one huge command that blocks Redis or overflows its query buffer).
+pub const ENQUEUE_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// Most envelope bytes returned by one fetch (the batch stops early past it).
+pub const FETCH_BYTES: usize = 16 * 1024 * 1024;
 /// Most enqueue chunks in flight at once on the multiplexed connection.
 const ENQUEUE_PIPELINE: usize = 8;
 
@@ -228,7 +233,7 @@ impl Broker {
 
         let chunks: Vec<(&str, &[usize])> = by_queue
             .iter()
-            .flat_map(|(q, idx)| idx.chunks(ENQUEUE_CHUNK).map(move |c| (*q, c)))
+            .flat_map(|(q, idx)| chunk_by_size(jobs, idx).into_iter().map(move |c| (*q, c)))
             .collect();
         let replies: Vec<(&[usize], Vec<Enqueued>)> = stream::iter(chunks)
             .map(|(queue, idx)| {
@@ -300,6 +305,7 @@ impl Broker {
             .arg(lease.as_millis() as u64)
             .arg(worker)
             .arg(max_bytes)
+            .arg(FETCH_BYTES)
             .invoke_async(&mut self.con.clone())
             .await?;
         let mut out = Vec::with_capacity(reply.len() / 6);
@@ -601,6 +607,26 @@ impl Broker {
     }
 }
 
+/// Split `idx` into runs of at most [`ENQUEUE_CHUNK`] jobs and [`ENQUEUE_CHUNK_BYTES`] bytes
+/// (a single larger job goes alone).
+fn chunk_by_size<'a>(jobs: &[NewJob], idx: &'a [usize]) -> Vec<&'a [usize]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (n, &i) in idx.iter().enumerate() {
+        let size = jobs[i].body.len();
+        if n > start && (n - start >= ENQUEUE_CHUNK || bytes + size > ENQUEUE_CHUNK_BYTES) {
+            out.push(&idx[start..n]);
+            start = n;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < idx.len() {
+        out.push(&idx[start..]);
+    }
+    out
+}
+
 pub(crate) fn string(v: &Value) -> Result<String> {
     match v {
         Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
@@ -628,5 +654,55 @@ fn bytes(v: &Value) -> Vec<u8> {
         Value::BulkString(b) => b.clone(),
         Value::SimpleString(s) => s.clone().into_bytes(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(bytes: usize) -> NewJob {
+        let envelope = Envelope {
+            v: 1,
+            id: "x".into(),
+            kind: "noop".into(),
+            queue: "q".into(),
+            payload: serde_json::Value::Null,
+            max_attempts: None,
+            timeout_ms: None,
+            created_at: 0,
+            run_at: None,
+            idempotency_key: None,
+        };
+        NewJob {
+            envelope,
+            body: "x".repeat(bytes),
+            delay: None,
+            run_at_ms: None,
+            idempotency_ttl: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn chunks_are_bounded_by_count_and_bytes() {
+        let small: Vec<NewJob> = (0..2500).map(|_| job(10)).collect();
+        let idx: Vec<usize> = (0..small.len()).collect();
+        let sizes: Vec<usize> = chunk_by_size(&small, &idx)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+
+        let big: Vec<NewJob> = (0..5).map(|_| job(3 * 1024 * 1024)).collect();
+        let idx: Vec<usize> = (0..big.len()).collect();
+        let sizes: Vec<usize> = chunk_by_size(&big, &idx).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [2, 2, 1], "at most 8 MiB per call");
+
+        let huge = vec![job(20 * 1024 * 1024)];
+        assert_eq!(
+            chunk_by_size(&huge, &[0]).len(),
+            1,
+            "one oversized job still goes alone"
+        );
     }
 }
