@@ -17,13 +17,13 @@ run:
 test:
 	@scripts/ensure-redis.sh
 	@scripts/ensure-python-redis.sh
+	$(CARGO) test --workspace --locked --doc
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
 	else \
 		echo "cargo-nextest not found; using cargo test (install it with: cargo install cargo-nextest)"; \
 		$(CARGO) test --workspace --locked --no-fail-fast; \
 	fi
-	$(CARGO) test --workspace --locked --doc
 
 ## lint: formatting and clippy, warnings are errors
 lint:

@@ -952,7 +952,7 @@ fn operator_repairs_during_kill_storm(jobs: usize, storm: Duration) -> Report {
         .filter(|id| !retry.contains(id))
         .cloned()
         .collect();
-    let out = run.env.ok(&[
+    let purge = [
         "jobs",
         "purge",
         "--queue",
@@ -960,23 +960,15 @@ fn operator_repairs_during_kill_storm(jobs: usize, storm: Duration) -> Report {
         "--state",
         "cancelled",
         "--json",
-    ]);
+    ];
+    let out = run.env.ok(&purge);
     let n: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         n["purged"].as_u64().unwrap() as usize,
         purged.len(),
         "{out}"
     );
-    let again: serde_json::Value = serde_json::from_str(&run.env.ok(&[
-        "jobs",
-        "purge",
-        "--queue",
-        "default",
-        "--state",
-        "cancelled",
-        "--json",
-    ]))
-    .unwrap();
+    let again: serde_json::Value = serde_json::from_str(&run.env.ok(&purge)).unwrap();
     assert_eq!(again["purged"], 0, "purge is idempotent");
     run.enqueued.retain(|id| !purged.contains(id));
     let r = run.finish(Duration::from_secs(120));

@@ -123,6 +123,17 @@ pub struct Repair {
     pub changed: bool,
 }
 
+impl Repair {
+    fn no_such_job(id: String) -> Repair {
+        Repair {
+            id,
+            queue: None,
+            previous: None,
+            changed: false,
+        }
+    }
+}
+
 /// Inspect and repair through a [`Broker`].
 #[derive(Clone, Debug)]
 pub struct Inspector {
@@ -366,12 +377,7 @@ impl Inspector {
         let mut out = Vec::new();
         for (queue, ids) in self.group(ids).await? {
             let Some(queue) = queue else {
-                out.extend(ids.into_iter().map(|id| Repair {
-                    id,
-                    queue: None,
-                    previous: None,
-                    changed: false,
-                }));
+                out.extend(ids.into_iter().map(Repair::no_such_job));
                 continue;
             };
             for chunk in ids.chunks(REPAIR_BATCH) {
@@ -403,12 +409,7 @@ impl Inspector {
         let mut out = Vec::new();
         for (queue, ids) in self.group(ids).await? {
             let Some(queue) = queue else {
-                out.extend(ids.into_iter().map(|id| Repair {
-                    id,
-                    queue: None,
-                    previous: None,
-                    changed: false,
-                }));
+                out.extend(ids.into_iter().map(Repair::no_such_job));
                 continue;
             };
             for chunk in ids.chunks(REPAIR_BATCH) {
