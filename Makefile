@@ -17,6 +17,7 @@ run:
 test:
 	@scripts/ensure-redis.sh
 	@scripts/ensure-python-redis.sh
+	@scripts/ensure-test-tools.sh
 	$(CARGO) test --workspace --locked --doc
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --locked --no-fail-fast; \
