@@ -25,6 +25,8 @@ test:
 		echo "cargo-nextest not found; using cargo test (install it with: cargo install cargo-nextest)"; \
 		$(CARGO) test --workspace --locked --no-fail-fast; \
 	fi
+	@echo "--- the end-to-end suite again, against a local 3-master Redis Cluster"
+	@scripts/test-cluster.sh
 
 ## lint: formatting and clippy, warnings are errors
 lint:

@@ -318,7 +318,7 @@ impl Run {
         }
         let mut con = self.env.redis();
         let k = |name: &str| self.env.key("default", name);
-        let count = |con: &mut redis::Connection, key: String, list: bool| -> usize {
+        let count = |con: &mut crate::support::RawConnection, key: String, list: bool| -> usize {
             if list {
                 con.llen(key).unwrap()
             } else {

@@ -255,11 +255,10 @@ impl Env {
             .collect()
     }
 
-    /// A synchronous Redis connection (for writing raw keys as a foreign producer would).
-    pub fn redis(&self) -> redis::Connection {
-        redis::Client::open(self.url.as_str())
-            .and_then(|c| c.get_connection())
-            .expect("connect to Redis (is it running at 127.0.0.1:6379?)")
+    /// A synchronous Redis connection (for writing raw keys as a foreign producer would); a
+    /// cluster connection when the test Redis is a cluster.
+    pub fn redis(&self) -> RawConnection {
+        raw_connection(&self.url).expect("connect to Redis (is it running at 127.0.0.1:6379?)")
     }
 
     /// A key of this environment's namespace for `queue`.
@@ -277,15 +276,15 @@ impl Drop for Env {
         if std::thread::panicking() {
             eprintln!("{}", self.worker_logs());
         }
-        if let Ok(mut con) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
-        {
+        if let Ok(mut con) = raw_connection(&self.url) {
             let pattern = format!("{}:*", self.prefix);
             let keys: Vec<String> = redis::cmd("KEYS")
                 .arg(&pattern)
                 .query(&mut con)
                 .unwrap_or_default();
-            for chunk in keys.chunks(500) {
-                let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut con);
+            // One key per command: in a cluster the keys live in different slots.
+            for key in keys {
+                let _: Result<(), _> = redis::cmd("DEL").arg(key).query(&mut con);
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -327,4 +326,85 @@ fn fastrand_u16() -> u16 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     (nanos ^ (nanos >> 16)) as u16
+}
+
+/// Whether the test Redis is a cluster (`CELERIAC_TEST_REDIS_URL` pointing at a cluster node).
+pub fn is_cluster(url: &str) -> bool {
+    redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .and_then(|mut c| redis::cmd("INFO").arg("cluster").query::<String>(&mut c))
+        .map(|info| info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+        .unwrap_or(false)
+}
+
+/// A raw synchronous connection to a single node or a cluster.
+pub enum RawConnection {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+fn raw_connection(url: &str) -> redis::RedisResult<RawConnection> {
+    if is_cluster(url) {
+        let client = redis::cluster::ClusterClient::new(vec![url])?;
+        return Ok(RawConnection::Cluster(Box::new(client.get_connection()?)));
+    }
+    Ok(RawConnection::Single(
+        redis::Client::open(url)?.get_connection()?,
+    ))
+}
+
+impl redis::ConnectionLike for RawConnection {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            RawConnection::Single(c) => c.req_packed_command(cmd),
+            RawConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            RawConnection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            RawConnection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            RawConnection::Single(c) => c.req_command(cmd),
+            RawConnection::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RawConnection::Single(c) => c.get_db(),
+            RawConnection::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        match self {
+            RawConnection::Single(c) => c.supports_pipelining(),
+            RawConnection::Cluster(c) => c.supports_pipelining(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            RawConnection::Single(c) => c.check_connection(),
+            RawConnection::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            RawConnection::Single(c) => c.is_open(),
+            RawConnection::Cluster(c) => c.is_open(),
+        }
+    }
 }

@@ -2,11 +2,12 @@
 //! script call per batch (see [`crate::scripts`]); the [`crate::inspector`] reads and repairs.
 
 use crate::config::RetentionConfig;
+use crate::connection::Conn;
 use crate::envelope::{DeadReason, Envelope};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::scripts;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -125,7 +126,9 @@ pub struct Recovered {
 #[derive(Clone)]
 pub struct Broker {
     client: redis::Client,
-    con: ConnectionManager,
+    con: Conn,
+    /// The cluster's client (for dedicated blocking connections), when Redis is a cluster.
+    cluster: Option<redis::cluster::ClusterClient>,
     keys: Keys,
 }
 
@@ -184,12 +187,39 @@ impl Broker {
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
-        let con = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let mut single = ConnectionManager::new_with_config(client.clone(), config).await?;
+        // A user without the INFO command (an ACL that forbids @dangerous) is taken to be on a
+        // single node; grant +info to such a user on a cluster (deploy/redis.conf).
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut single)
+            .await
+            .unwrap_or_default();
+        if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+            return Ok(Broker {
+                client,
+                con: Conn::Single(single),
+                cluster: None,
+                keys: Keys::new(prefix),
+            });
+        }
+        let cluster =
+            redis::cluster::ClusterClient::builder(vec![client.get_connection_info().clone()])
+                .connection_timeout(Duration::from_secs(3))
+                .response_timeout(Duration::from_secs(5))
+                .build()?;
+        let con = cluster.get_async_connection().await?;
         Ok(Broker {
             client,
-            con,
+            con: Conn::Cluster(con),
+            cluster: Some(cluster),
             keys: Keys::new(prefix),
         })
+    }
+
+    /// Whether Redis is a cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
     }
 
     /// The key schema in use.
@@ -198,19 +228,30 @@ impl Broker {
     }
 
     /// A clone of the shared connection, for the inspector and tests.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Conn {
         self.con.clone()
     }
 
     /// A dedicated connection for blocking commands (`BLPOP`), without a response timeout.
-    pub async fn blocking_connection(&self) -> Result<MultiplexedConnection> {
+    pub async fn blocking_connection(&self) -> Result<Conn> {
+        if self.cluster.is_some() {
+            let cluster = redis::cluster::ClusterClient::builder(vec![self
+                .client
+                .get_connection_info()
+                .clone()])
+            .connection_timeout(Duration::from_secs(3))
+            .response_timeout(Duration::from_secs(3600))
+            .build()?;
+            return Ok(Conn::Cluster(cluster.get_async_connection().await?));
+        }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(None);
-        Ok(self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?)
+        Ok(Conn::Plain(
+            self.client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?,
+        ))
     }
 
     /// Create jobs: one script call per queue and chunk of [`ENQUEUE_CHUNK`], several chunks
@@ -587,22 +628,32 @@ impl Broker {
     ) -> Result<()> {
         let mut con = self.con.clone();
         let key = self.keys.worker(id);
+        // Two keys in two slots: a pipeline each (a cluster refuses cross-slot pipelines).
         let mut pipe = redis::pipe();
         pipe.hset_multiple(&key, fields).ignore();
         pipe.pexpire(&key, ttl.as_millis() as i64).ignore();
-        pipe.zadd(self.keys.workers(), id, crate::time::now_ms())
-            .ignore();
         pipe.query_async::<()>(&mut con).await?;
+        let _: () = redis::cmd("ZADD")
+            .arg(self.keys.workers())
+            .arg(crate::time::now_ms())
+            .arg(id)
+            .query_async(&mut con)
+            .await?;
         Ok(())
     }
 
     /// Remove a worker's record (clean shutdown).
     pub async fn deregister_worker(&self, id: &str) -> Result<()> {
         let mut con = self.con.clone();
-        let mut pipe = redis::pipe();
-        pipe.del(self.keys.worker(id)).ignore();
-        pipe.zrem(self.keys.workers(), id).ignore();
-        pipe.query_async::<()>(&mut con).await?;
+        let _: () = redis::cmd("DEL")
+            .arg(self.keys.worker(id))
+            .query_async(&mut con)
+            .await?;
+        let _: () = redis::cmd("ZREM")
+            .arg(self.keys.workers())
+            .arg(id)
+            .query_async(&mut con)
+            .await?;
         Ok(())
     }
 }

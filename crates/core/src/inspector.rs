@@ -2,11 +2,11 @@
 
 use crate::broker::{int, string, Broker};
 use crate::config::Config;
+use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::state::JobState;
 use crate::time::{rfc3339_ms, rfc3339_us};
 use crate::{keys, scripts};
-use redis::aio::ConnectionManager;
 use redis::Value;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -148,7 +148,7 @@ impl Inspector {
         Inspector { broker, config }
     }
 
-    fn con(&self) -> ConnectionManager {
+    fn con(&self) -> Conn {
         self.broker.connection()
     }
 
@@ -171,16 +171,18 @@ impl Inspector {
         if queues.is_empty() {
             return Ok(None);
         }
-        let mut pipe = redis::pipe();
-        for q in &queues {
-            pipe.exists(self.broker.keys().job(q, id));
+        // One command per queue: the job keys of different queues live in different slots.
+        let mut con = self.con();
+        for q in queues {
+            let found: bool = redis::cmd("EXISTS")
+                .arg(self.broker.keys().job(&q, id))
+                .query_async(&mut con)
+                .await?;
+            if found {
+                return Ok(Some(q));
+            }
         }
-        let found: Vec<bool> = pipe.query_async(&mut self.con()).await?;
-        Ok(queues
-            .into_iter()
-            .zip(found)
-            .find(|(_, f)| *f)
-            .map(|(q, _)| q))
+        Ok(None)
     }
 
     /// One job by id.
@@ -612,11 +614,15 @@ impl Inspector {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut records: Vec<Value> = Vec::with_capacity(ids.len());
         for (id, _) in &ids {
-            pipe.cmd("HGETALL").arg(k.worker(id));
+            records.push(
+                redis::cmd("HGETALL")
+                    .arg(k.worker(id))
+                    .query_async(&mut con)
+                    .await?,
+            );
         }
-        let records: Vec<Value> = pipe.query_async(&mut con).await?;
         let mut out = Vec::new();
         let mut stale = Vec::new();
         for ((id, beat), rec) in ids.into_iter().zip(records) {
@@ -666,12 +672,7 @@ fn repair(id: &str, queue: &str, previous: String, changes: impl Fn(JobState) ->
     }
 }
 
-async fn zrange(
-    con: &mut ConnectionManager,
-    key: &str,
-    stop: isize,
-    newest_first: bool,
-) -> Result<Vec<String>> {
+async fn zrange(con: &mut Conn, key: &str, stop: isize, newest_first: bool) -> Result<Vec<String>> {
     let mut cmd = redis::cmd("ZRANGE");
     cmd.arg(key).arg(0).arg(stop);
     if newest_first {

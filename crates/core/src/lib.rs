@@ -4,6 +4,7 @@
 //! - [`envelope`]: the versioned job envelope (wire format v1), compact encode, defensive decode.
 //! - [`keys`]: the Redis key schema, one function per key, hash-tagged per queue.
 //! - [`scripts`]: the Lua scripts (in `scripts/*.lua`) behind every multi-key state change.
+//! - [`connection`]: one connection type for a single node or a Redis Cluster.
 //! - [`broker`]: the connection to Redis and the batch operations workers and producers use.
 //! - [`inspector`]: read and repair jobs, queues and workers (what the CLI is built on).
 //! - [`backoff`]: exponential backoff with full jitter.
@@ -14,6 +15,7 @@
 pub mod backoff;
 pub mod broker;
 pub mod config;
+pub mod connection;
 pub mod envelope;
 pub mod error;
 pub mod inspector;

@@ -6,7 +6,7 @@ use crate::acker::AckMsg;
 use crate::executor;
 use crate::shared::{pause_after_error, Lease, Shared};
 use celeriac_core::broker::{Ack, AckOp};
-use redis::aio::MultiplexedConnection;
+use celeriac_core::connection::Conn;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ pub(crate) async fn run(
 ) {
     let w = &shared.config.worker;
     let queues = w.queues.clone();
-    let mut waiter: Option<MultiplexedConnection> = None;
+    let mut waiter: Option<Conn> = None;
     let mut start = 0usize;
     let mut failures = 0u32;
     let mut queue_backoff: HashMap<String, (Instant, u32)> = HashMap::new();
@@ -163,7 +163,7 @@ pub(crate) async fn run(
 async fn wait_for_work(
     shared: &Shared,
     queues: &[String],
-    waiter: &mut Option<MultiplexedConnection>,
+    waiter: &mut Option<Conn>,
     stop: &CancellationToken,
 ) {
     if waiter.is_none() {
@@ -180,12 +180,20 @@ async fn wait_for_work(
         }
     }
     let Some(con) = waiter.as_mut() else { return };
-    let keys: Vec<String> = queues
+    let mut keys: Vec<String> = queues
         .iter()
         .map(|q| shared.broker.keys().wake(q))
         .collect();
+    let mut wait = IDLE_WAIT;
+    if shared.broker.is_cluster() && keys.len() > 1 {
+        // A cluster refuses a BLPOP over keys of several slots: wait on one queue at a time,
+        // in turn, for a share of the idle wait.
+        let turn = (celeriac_core::time::now_ms() / 100) as usize % keys.len();
+        keys = vec![keys.swap_remove(turn)];
+        wait = (IDLE_WAIT / queues.len() as u32).max(std::time::Duration::from_millis(100));
+    }
     let mut cmd = redis::cmd("BLPOP");
-    cmd.arg(&keys).arg(IDLE_WAIT.as_secs_f64());
+    cmd.arg(&keys).arg(wait.as_secs_f64());
     let blpop = cmd.query_async::<Option<(String, String)>>(con);
     tokio::select! {
         _ = stop.cancelled() => {}
