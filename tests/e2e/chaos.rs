@@ -459,10 +459,12 @@ fn kill_storm(jobs: usize, storm: Duration) -> Report {
     let end = Instant::now() + storm;
     let mut in_flight_at_kills = 0;
     let mut kills = 0;
+    let mut kill_times: Vec<(String, u64)> = Vec::new();
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(fastrand_range(2000, 5000)));
         let victim = fastrand_range(0, 2) as usize;
         let prefix = pid_prefix(&mut run.env, victim);
+        kill_times.push((prefix.clone(), celeriac_core::time::now_us()));
         run.env.worker(victim).signal("-KILL");
         run.env.worker(victim).wait_exit(Duration::from_secs(10));
         in_flight_at_kills += run.leases_of(&prefix);
@@ -471,7 +473,33 @@ fn kill_storm(jobs: usize, storm: Duration) -> Report {
         run.env.respawn_worker(victim, &[]);
     }
     let r = run.finish(Duration::from_secs(300));
-    eprintln!("kills: {kills}, jobs leased to the killed workers: {in_flight_at_kills}");
+    // Orphans are taken back within the lease plus a sweep: the recovery time is the `lost`
+    // entry of each job's history, the kill time is ours.
+    let mut con = run.env.redis();
+    let mut worst_ms = 0u64;
+    let mut orphans = 0;
+    for id in &run.enqueued {
+        let hist: Option<String> = con.hget(run.env.key("default", &format!("job:{id}")), "hist").unwrap();
+        for line in hist.unwrap_or_default().lines() {
+            let h: serde_json::Value = serde_json::from_str(line).unwrap();
+            if h["outcome"] != "lost" {
+                continue;
+            }
+            let worker = h["worker"].as_str().unwrap_or("");
+            let taken_back: u64 = h["finished_us"].as_str().unwrap().parse().unwrap();
+            let killed = kill_times
+                .iter()
+                .filter(|(p, at)| worker.starts_with(p.as_str()) && *at <= taken_back)
+                .map(|(_, at)| *at)
+                .max()
+                .expect("a lost delivery belongs to a killed worker");
+            worst_ms = worst_ms.max((taken_back - killed) / 1000);
+            orphans += 1;
+        }
+    }
+    eprintln!("kills: {kills}, jobs leased to the killed workers: {in_flight_at_kills}, orphans taken back: {orphans}, slowest after {worst_ms} ms");
+    // lease 1 s + sweep every 200 ms, plus scheduling slack on a loaded 2-core machine.
+    assert!(worst_ms <= 3_000, "an orphan waited {worst_ms} ms to be taken back");
     assert_clean(&r);
     assert!(
         r.duplicated <= in_flight_at_kills,
