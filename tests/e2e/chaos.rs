@@ -479,7 +479,9 @@ fn kill_storm(jobs: usize, storm: Duration) -> Report {
     let mut worst_ms = 0u64;
     let mut orphans = 0;
     for id in &run.enqueued {
-        let hist: Option<String> = con.hget(run.env.key("default", &format!("job:{id}")), "hist").unwrap();
+        let hist: Option<String> = con
+            .hget(run.env.key("default", &format!("job:{id}")), "hist")
+            .unwrap();
         for line in hist.unwrap_or_default().lines() {
             let h: serde_json::Value = serde_json::from_str(line).unwrap();
             if h["outcome"] != "lost" {
@@ -499,7 +501,10 @@ fn kill_storm(jobs: usize, storm: Duration) -> Report {
     }
     eprintln!("kills: {kills}, jobs leased to the killed workers: {in_flight_at_kills}, orphans taken back: {orphans}, slowest after {worst_ms} ms");
     // lease 1 s + sweep every 200 ms, plus scheduling slack on a loaded 2-core machine.
-    assert!(worst_ms <= 3_000, "an orphan waited {worst_ms} ms to be taken back");
+    assert!(
+        worst_ms <= 3_000,
+        "an orphan waited {worst_ms} ms to be taken back"
+    );
     assert_clean(&r);
     assert!(
         r.duplicated <= in_flight_at_kills,

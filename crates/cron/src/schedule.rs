@@ -347,6 +347,29 @@ mod tests {
         }
 
         #[test]
+        fn last_day_of_month_is_the_last_day(
+            zone in 0..ZONES.len(),
+            start in 1_577_836_800_000u64..1_893_456_000_000,
+        ) {
+            let s = schedule("0 12 L * *", ZONES[zone]);
+            let t = local(&s, s.next_after(start).unwrap());
+            prop_assert_eq!(t.date().succ_opt().unwrap().day(), 1, "{}", t);
+            prop_assert_eq!((t.hour(), t.minute()), (12, 0));
+        }
+
+        #[test]
+        fn february_29th_only_in_leap_years(
+            zone in 0..ZONES.len(),
+            start in 1_577_836_800_000u64..1_893_456_000_000,
+        ) {
+            let s = schedule("0 6 29 2 *", ZONES[zone]);
+            let t = local(&s, s.next_after(start).unwrap());
+            let y = t.year();
+            prop_assert!(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0), "{}", t);
+            prop_assert_eq!((t.month(), t.day()), (2, 29));
+        }
+
+        #[test]
         fn next_and_previous_agree(
             zone in 0..ZONES.len(),
             expr in prop::sample::select(vec!["*/7 * * * *", "0 */3 * * *", "15 10 * * MON-FRI", "0 0 1,15 * *", "*/20 * * * * *"]),
