@@ -43,11 +43,7 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start(extra: &[&str]) -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::support::free_port();
         let dir = std::env::temp_dir().join(format!("celeriac-chaos-redis-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();

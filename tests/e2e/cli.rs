@@ -50,13 +50,7 @@ fn bulk_enqueue_prints_every_id() {
     let out = env.ok(&["enqueue", "noop", "--count", "2500", "--queue", "bulk"]);
     let ids: std::collections::HashSet<&str> = out.lines().collect();
     assert_eq!(ids.len(), 2500);
-    let queues: serde_json::Value = serde_json::from_str(&env.ok(&["queues", "--json"])).unwrap();
-    let bulk = queues
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == "bulk")
-        .expect("queue listed");
+    let bulk = env.queue("bulk");
     assert_eq!(bulk["states"]["pending"], 2500);
     assert!(bulk["oldest_pending_age_ms"].is_u64(), "{bulk}");
 }
@@ -69,13 +63,7 @@ fn queues_and_workers_report_activity() {
     let bad = env.enqueue("fail", "{}", &["--max-attempts", "1"]);
     env.wait_final(&ok, Duration::from_secs(20));
     env.wait_final(&bad, Duration::from_secs(20));
-    let queues: serde_json::Value = serde_json::from_str(&env.ok(&["queues", "--json"])).unwrap();
-    let q = queues
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == "default")
-        .unwrap();
+    let q = env.queue("default");
     assert_eq!(q["states"]["succeeded"], 1, "{q}");
     assert_eq!(q["states"]["dead"], 1, "{q}");
     assert_eq!(q["processed_last_minute"], 1, "{q}");

@@ -208,13 +208,12 @@ fn retention_bounds_finished_jobs_by_count_and_age() {
         .collect();
     // Wait until every job has been recorded (count trimming happens as outcomes arrive).
     wait_until(T, "all outcomes to be recorded", || {
-        let q: serde_json::Value = serde_json::from_str(&env.ok(&["queues", "--json"])).unwrap();
-        let q = &q[0];
+        let q = env.queue("default");
         q["processed_total"] == 5 && q["failed_total"] == 4
     });
-    let q: serde_json::Value = serde_json::from_str(&env.ok(&["queues", "--json"])).unwrap();
-    assert_eq!(q[0]["states"]["succeeded"], 3, "count bound: {q}");
-    assert_eq!(q[0]["states"]["dead"], 2, "count bound: {q}");
+    let q = env.queue("default");
+    assert_eq!(q["states"]["succeeded"], 3, "count bound: {q}");
+    assert_eq!(q["states"]["dead"], 2, "count bound: {q}");
     // The newest are kept, the oldest deleted with their records.
     assert_eq!(env.status(&ok[4])["state"], "succeeded");
     assert_eq!(env.cli(&["status", &ok[0]]).status.code(), Some(1));

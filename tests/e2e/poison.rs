@@ -105,13 +105,7 @@ fn poison_payloads_end_dead_with_their_reason() {
         "{orphan}"
     );
 
-    let queues: serde_json::Value = serde_json::from_str(&env.ok(&["queues", "--json"])).unwrap();
-    let q = queues
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == "default")
-        .unwrap();
+    let q = env.queue("default");
     assert_eq!(q["dead_by_reason"]["decode_error"], 5, "{q}");
     assert_eq!(q["dead_by_reason"]["schema_error"], 4, "{q}");
     assert_eq!(q["dead_by_reason"]["unknown_kind"], 1, "{q}");

@@ -153,6 +153,15 @@ impl Env {
         id
     }
 
+    /// The object `queues --json` prints for `queue` (the queue must be listed).
+    pub fn queue(&self, queue: &str) -> Value {
+        let all: Value =
+            serde_json::from_str(&self.ok(&["queues", "--json"])).expect("queues JSON");
+        all.as_array()
+            .and_then(|a| a.iter().find(|q| q["queue"] == queue).cloned())
+            .unwrap_or_else(|| panic!("queue {queue} not listed: {all}"))
+    }
+
     /// `status ID --json` (the job must exist).
     pub fn status(&self, id: &str) -> Value {
         serde_json::from_str(&self.ok(&["status", id, "--json"])).expect("status JSON")
@@ -326,6 +335,14 @@ fn fastrand_u16() -> u16 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     (nanos ^ (nanos >> 16)) as u16
+}
+
+/// A TCP port nothing listens on right now (for a private redis-server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// Whether the test Redis is a cluster (`CELERIAC_TEST_REDIS_URL` pointing at a cluster node).

@@ -91,11 +91,7 @@ fn start(dir: &Path) -> TlsRedis {
             "ext.cnf",
         ],
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let child = Command::new("redis-server")
         .args([
             "--port",
