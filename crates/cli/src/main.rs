@@ -28,6 +28,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "PREFIX")]
     prefix: Option<String>,
 
+    /// Domain database: sqlite://PATH or postgres://USER@HOST:PORT/DB. Overrides the config
+    /// file and CELERIAC_DATABASE_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+
     /// Log format: text or json.
     #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -54,6 +59,12 @@ enum Command {
     /// Run the periodic scheduler ([[cron.schedules]] in the config), or list schedules and
     /// their recent ticks. Any number of replicas may run: each tick is enqueued once.
     Cron(cmd::cron::Args),
+    /// Friend links checked by the links.check job: add, list, remove, import; check runs and
+    /// their per-link results.
+    #[command(subcommand)]
+    Links(cmd::links::Command),
+    /// Create or upgrade the domain database (database_url).
+    Migrate(cmd::migrate::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +95,8 @@ fn main() -> ExitCode {
             Command::Queues(args) => cmd::queues::run(config, args).await,
             Command::Workers(args) => cmd::workers::run(config, args).await,
             Command::Cron(args) => cmd::cron::run(config, args).await,
+            Command::Links(command) => cmd::links::run(config, command).await,
+            Command::Migrate(args) => cmd::migrate::run(config, args).await,
         }
     });
     match result {
@@ -99,6 +112,9 @@ fn load_config(cli: &Cli) -> Result<celeriac_core::config::Config, celeriac_core
     let mut config = celeriac_core::config::Config::load(cli.config.as_deref())?;
     if let Some(url) = &cli.redis_url {
         config.redis_url = url.clone();
+    }
+    if let Some(url) = &cli.database_url {
+        config.database_url = url.clone();
     }
     if let Some(prefix) = &cli.prefix {
         config.prefix = prefix.clone();

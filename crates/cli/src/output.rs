@@ -98,6 +98,15 @@ pub async fn broker(
         })
 }
 
+/// The domain database, migrated, with a message that says what to check.
+pub async fn store(
+    config: &celeriac_core::config::Config,
+) -> Result<celeriac_store::Store, CliError> {
+    celeriac_store::Store::open(&config.database_url)
+        .await
+        .map_err(CliError::failed)
+}
+
 /// An inspector over a fresh connection.
 pub async fn inspector(
     config: &celeriac_core::config::Config,

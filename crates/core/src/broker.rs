@@ -405,11 +405,12 @@ impl Broker {
         Ok(inv.invoke_async(&mut self.con.clone()).await?)
     }
 
-    /// Renew leases; returns the ids no longer held under the given tokens.
+    /// Renew leases (and store the progress handlers reported); returns the ids no longer
+    /// held under the given tokens.
     pub async fn extend(
         &self,
         queue: &str,
-        leases: &[(String, u64)],
+        leases: &[Renewal],
         lease: Duration,
     ) -> Result<Vec<String>> {
         let k = &self.keys;
@@ -417,8 +418,10 @@ impl Broker {
         inv.key(k.active(queue))
             .arg(k.queue_base(queue))
             .arg(lease.as_millis() as u64);
-        for (id, token) in leases {
-            inv.arg(id).arg(*token);
+        for r in leases {
+            inv.arg(&r.id)
+                .arg(r.token)
+                .arg(r.progress.as_deref().unwrap_or(""));
         }
         Ok(inv.invoke_async(&mut self.con.clone()).await?)
     }
@@ -619,6 +622,51 @@ impl Broker {
         Ok(())
     }
 
+    /// Take the lock `name` for `owner` for `ttl` unless someone else holds it; true if taken
+    /// (or already held by `owner`, whose lease is then renewed).
+    pub async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let held: i64 = scripts::LOCK
+            .key(self.keys.lock(name))
+            .arg("acquire")
+            .arg(owner)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(held == 1)
+    }
+
+    /// Renew `owner`'s hold on the lock `name`; false if it is no longer theirs.
+    pub async fn renew_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let held: i64 = scripts::LOCK
+            .key(self.keys.lock(name))
+            .arg("renew")
+            .arg(owner)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(held == 1)
+    }
+
+    /// Release `owner`'s hold on the lock `name` (nothing if someone else holds it).
+    pub async fn unlock(&self, name: &str, owner: &str) -> Result<()> {
+        let _: i64 = scripts::LOCK
+            .key(self.keys.lock(name))
+            .arg("release")
+            .arg(owner)
+            .arg(0)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The owner of the lock `name`, if held.
+    pub async fn lock_owner(&self, name: &str) -> Result<Option<String>> {
+        Ok(redis::cmd("GET")
+            .arg(self.keys.lock(name))
+            .query_async(&mut self.con.clone())
+            .await?)
+    }
+
     /// Announce a live worker; its record expires after `ttl` without renewal.
     pub async fn register_worker(
         &self,
@@ -756,4 +804,15 @@ mod tests {
             "one oversized job still goes alone"
         );
     }
+}
+
+/// One lease to renew, with the progress its handler reported since the last renewal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Renewal {
+    /// Job id.
+    pub id: String,
+    /// Fencing token of the lease.
+    pub token: u64,
+    /// Progress as JSON text, stored on the job record if the lease still holds.
+    pub progress: Option<String>,
 }

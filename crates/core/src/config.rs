@@ -6,6 +6,10 @@
 //! `CELERIAC_WORKER__QUEUES=mail,default`, `CELERIAC_RETENTION__SUCCEEDED_TTL=2h`. Secrets (the
 //! Redis password) belong in the environment, never in a committed file.
 
+mod links;
+
+pub use links::*;
+
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Deserializer};
@@ -58,6 +62,9 @@ pub const DEFAULT_DEAD_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How many dead jobs are kept per queue.
 pub const DEFAULT_DEAD_MAX: u64 = 10_000;
 
+/// Domain database used when nothing else is configured: SQLite, embedded.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/celeriac.db";
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -82,10 +89,14 @@ pub struct Config {
     pub log: LogConfig,
     /// Periodic jobs.
     pub cron: CronConfig,
+    /// Domain data: `sqlite://PATH` (embedded) or `postgres://USER@HOST:PORT/DB`.
+    pub database_url: String,
+    /// The `links.check` job.
+    pub links: LinksConfig,
 }
 
 /// `[cron]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CronConfig {
     /// `[[cron.schedules]]` entries.
@@ -137,6 +148,26 @@ pub enum CatchUp {
     Latest,
     /// Enqueue every missed tick, oldest first, at most `catch_up_max` (the newest).
     All,
+}
+
+impl Default for CronConfig {
+    /// One schedule: `links-check`, a `links.check` job every day at 04:00 UTC.
+    fn default() -> Self {
+        CronConfig {
+            schedules: vec![ScheduleConfig {
+                name: "links-check".into(),
+                schedule: "0 4 * * *".into(),
+                timezone: default_timezone(),
+                kind: "links.check".into(),
+                payload: empty_object(),
+                queue: default_queue(),
+                catch_up: CatchUp::Latest,
+                catch_up_max: DEFAULT_CATCH_UP_MAX,
+                max_attempts: Some(3),
+                enabled: true,
+            }],
+        }
+    }
 }
 
 /// Most missed ticks `catch_up = "all"` enqueues by default.
@@ -284,6 +315,8 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             log: LogConfig::default(),
             cron: CronConfig::default(),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            links: LinksConfig::default(),
         }
     }
 }
@@ -357,18 +390,23 @@ pub struct KindPolicy {
 }
 
 /// Settings whose environment value is a comma-separated list.
-const LIST_FIELDS: [&str; 1] = ["worker.queues"];
+const LIST_FIELDS: [&str; 3] = ["worker.queues", "links.allowed_networks", "links.whitelist"];
 /// Settings whose environment value is always taken as text (never a number or a list).
-const STRING_FIELDS: [&str; 5] = [
+const STRING_FIELDS: [&str; 8] = [
     "redis_url",
+    "database_url",
+    "links.site_link",
+    "links.user_agent",
     "prefix",
     "redis_tls_ca",
     "log.level",
     "log.format",
 ];
 
-const TOP_LEVEL_KEYS: [&str; 10] = [
+const TOP_LEVEL_KEYS: [&str; 12] = [
     "cron",
+    "database_url",
+    "links",
     "redis_tls_ca",
     "redis_url",
     "prefix",
@@ -578,6 +616,22 @@ impl Config {
                 return bad(&format!("{field}.catch_up_max"), "must be at least 1");
             }
         }
+        let db = self.database_url.to_ascii_lowercase();
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|s| db.starts_with(s))
+        {
+            return bad(
+                "database_url",
+                format!(
+                    "{:?}: expected sqlite://PATH (embedded) or postgres://USER@HOST:PORT/DB",
+                    redact_url(&self.database_url)
+                ),
+            );
+        }
+        if let Err((field, message)) = self.links.validate() {
+            return bad(field, message);
+        }
         if tracing_level_ok(&self.log.level).is_err() {
             return bad(
                 "log.level",
@@ -726,6 +780,11 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D:
     })
 }
 
+fn opt_string<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok(Some(s).filter(|s| !s.is_empty()))
+}
+
 fn opt_duration<'de, D: Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<Duration>, D::Error> {
@@ -793,6 +852,25 @@ mod tests {
         assert_eq!(c.worker.shutdown_grace, d.worker.shutdown_grace);
         assert_eq!(c.retention.succeeded_ttl, d.retention.succeeded_ttl);
         assert_eq!(c.jobs.max_payload_bytes, d.jobs.max_payload_bytes);
+        assert_eq!(c.database_url, d.database_url);
+        assert_eq!(c.links.timeout, d.links.timeout);
+        assert_eq!(c.links.concurrency, d.links.concurrency);
+        assert_eq!(c.links.per_host, d.links.per_host);
+        assert_eq!(c.links.host_interval, d.links.host_interval);
+        assert_eq!(c.links.max_body_bytes, d.links.max_body_bytes);
+        assert_eq!(c.links.retries, d.links.retries);
+        assert_eq!(c.links.user_agent, d.links.user_agent);
+        assert_eq!(
+            c.links.allow_private_networks,
+            d.links.allow_private_networks
+        );
+        assert_eq!(c.links.keep_runs, d.links.keep_runs);
+        assert_eq!(c.cron.schedules.len(), d.cron.schedules.len());
+        let (a, b) = (&c.cron.schedules[0], &d.cron.schedules[0]);
+        assert_eq!(
+            (&a.name, &a.schedule, &a.kind, a.catch_up, a.max_attempts),
+            (&b.name, &b.schedule, &b.kind, b.catch_up, b.max_attempts)
+        );
     }
 
     #[test]
@@ -842,6 +920,14 @@ mod tests {
                 "[kinds.fail]\nmax_attempts = 0\n",
                 "kinds.\"fail\".max_attempts",
             ),
+            ("database_url = \"mysql://x\"\n", "database_url"),
+            ("[links]\nconcurrency = 0\n", "links.concurrency"),
+            ("[links]\nper_host = 100\n", "links.per_host"),
+            ("[links]\ntimeout = \"0s\"\n", "links.timeout"),
+            (
+                "[links]\nsite_link = \"(unclosed\"\nsite_link_regex = true\n",
+                "links.site_link",
+            ),
         ];
         for (text, field) in cases {
             let f = file(text);
@@ -850,6 +936,26 @@ mod tests {
                 .to_string();
             assert!(err.contains(field), "{text}: {err}");
         }
+        let f = file("[links]\nallowed_networks = [\"10.0.0.0/33\"]\n");
+        let err = Config::load_with_env(Some(&f.path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("10.0.0.0/33") && err.contains("not a network"),
+            "{err}"
+        );
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("CELERIAC_LINKS__ALLOWED_NETWORKS", "127.0.0.1/32, fd00::/8"),
+                ("CELERIAC_LINKS__WHITELIST", "Ours,Partner"),
+                ("CELERIAC_DATABASE_URL", "postgres://u@h/db"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.links.allowed_networks.len(), 2);
+        assert_eq!(c.links.whitelist, ["Ours", "Partner"]);
+        assert_eq!(c.database_url, "postgres://u@h/db");
         let f = file("[worker]\nconcurency = 3\n");
         let err = Config::load_with_env(Some(&f.path), env(&[]))
             .unwrap_err()

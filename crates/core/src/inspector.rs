@@ -43,6 +43,8 @@ pub struct JobInfo {
     pub reason: Option<String>,
     /// The handler's result, for succeeded jobs that returned one.
     pub result: Option<serde_json::Value>,
+    /// The latest progress the handler reported (written at each heartbeat while it runs).
+    pub progress: Option<serde_json::Value>,
     /// The handler's input.
     pub payload: serde_json::Value,
     /// Worker holding (or that last held) the job.
@@ -313,6 +315,9 @@ impl Inspector {
                     serde_json::Value::String(String::from_utf8_lossy(b).into_owned())
                 })
             }),
+            progress: f
+                .get("progress")
+                .and_then(|b| serde_json::from_slice(b).ok()),
             payload: msg
                 .get("payload")
                 .cloned()

@@ -74,6 +74,11 @@ impl Keys {
         format!("{}:data_loss", self.prefix)
     }
 
+    /// String: the owner of a named lock (expires unless renewed), e.g. `lock:links.check`.
+    pub fn lock(&self, name: &str) -> String {
+        format!("{}:lock:{name}", self.prefix)
+    }
+
     /// One worker's description.
     pub fn worker(&self, id: &str) -> String {
         format!("{}:worker:{id}", self.prefix)

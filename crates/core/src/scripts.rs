@@ -44,3 +44,4 @@ script!(JANITOR, "janitor.lua", DRAINS);
 script!(CANCEL, "cancel.lua", DRAINS);
 script!(RETRY, "retry.lua", DRAINS);
 script!(PURGE, "purge.lua", DRAINS);
+script!(LOCK, "lock.lua", DRAINS);

@@ -3,7 +3,7 @@
 //! the retry policy, and hands the result to the acker.
 
 use crate::acker::AckMsg;
-use crate::handler::{Job, Outcome};
+use crate::handler::{Job, Outcome, Progress};
 use crate::shared::Shared;
 use celeriac_core::broker::{Ack, AckOp, Fetched};
 use celeriac_core::{DeadReason, Envelope};
@@ -20,6 +20,7 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     fetched: Fetched,
     lost: CancellationToken,
+    progress: Progress,
     permit: OwnedSemaphorePermit,
     acks: UnboundedSender<AckMsg>,
 ) {
@@ -30,7 +31,7 @@ pub(crate) async fn run(
         attempt = fetched.attempt,
         kind = tracing::field::Empty
     );
-    let op = execute(&shared, &fetched, &lost)
+    let op = execute(&shared, &fetched, &lost, progress)
         .instrument(span.clone())
         .await;
     drop(permit);
@@ -53,7 +54,12 @@ pub(crate) async fn run(
     }
 }
 
-async fn execute(shared: &Shared, fetched: &Fetched, lost: &CancellationToken) -> Option<AckOp> {
+async fn execute(
+    shared: &Shared,
+    fetched: &Fetched,
+    lost: &CancellationToken,
+    progress: Progress,
+) -> Option<AckOp> {
     let env = match Envelope::decode(
         &fetched.body,
         fetched.len,
@@ -98,6 +104,7 @@ async fn execute(shared: &Shared, fetched: &Fetched, lost: &CancellationToken) -
         token: fetched.token,
         worker: shared.worker_id.clone(),
         cancel: cancel.clone(),
+        progress,
     };
     // `handle` itself runs inside the unwind guard: a handler that panics before its first
     // `.await` is a failed attempt like any other.

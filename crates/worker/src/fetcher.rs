@@ -4,6 +4,7 @@
 
 use crate::acker::AckMsg;
 use crate::executor;
+use crate::handler::Progress;
 use crate::shared::{pause_after_error, Lease, Shared};
 use celeriac_core::broker::{Ack, AckOp};
 use celeriac_core::connection::Conn;
@@ -104,12 +105,14 @@ pub(crate) async fn run(
         pairs.sort_by_key(|(job, _)| job.suspect);
         for (job, mut permit) in pairs {
             let lost = CancellationToken::new();
+            let progress = Progress::default();
             shared.add_lease(
                 &job.queue,
                 &job.id,
                 Lease {
                     token: job.token,
                     lost: lost.clone(),
+                    progress: progress.clone(),
                 },
             );
             if job.suspect {
@@ -139,6 +142,7 @@ pub(crate) async fn run(
                 shared.clone(),
                 job,
                 lost,
+                progress,
                 permit,
                 acks.clone(),
             ));

@@ -57,6 +57,30 @@ pub struct Job {
     /// taken back). The handler's own future is simply dropped in those cases; the token is
     /// for tasks the handler spawned, which should select on [`Job::cancelled`] and stop.
     pub cancel: CancellationToken,
+    /// Where the handler reports how far it got (see [`Progress`]).
+    pub progress: Progress,
+}
+
+/// A handler's progress report: the latest value set is written to the job record at the
+/// worker's next heartbeat (every `worker.heartbeat_interval`), where `celeriac status` shows it.
+/// Setting it is cheap (no Redis call), so a handler may set it after every item.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    latest: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Progress {
+    /// Report `value` (any JSON-serializable value, e.g. `{"done": 10, "total": 250}`).
+    pub fn set(&self, value: &impl serde::Serialize) {
+        if let (Ok(text), Ok(mut latest)) = (serde_json::to_string(value), self.latest.lock()) {
+            *latest = Some(text);
+        }
+    }
+
+    /// The value set since the last call, if any (the heartbeat sends it).
+    pub(crate) fn take(&self) -> Option<String> {
+        self.latest.lock().ok().and_then(|mut l| l.take())
+    }
 }
 
 impl Job {

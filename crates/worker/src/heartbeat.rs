@@ -3,6 +3,7 @@
 //! handler.
 
 use crate::shared::{every, Lease, Shared};
+use celeriac_core::broker::Renewal;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -76,13 +77,14 @@ async fn check_epoch(shared: &Shared) {
 }
 
 async fn renew(shared: &Shared) {
-    let mut by_queue: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    let mut by_queue: BTreeMap<String, Vec<Renewal>> = BTreeMap::new();
     if let Ok(leases) = shared.leases.lock() {
         for ((queue, id), lease) in leases.iter() {
-            by_queue
-                .entry(queue.clone())
-                .or_default()
-                .push((id.clone(), lease.token));
+            by_queue.entry(queue.clone()).or_default().push(Renewal {
+                id: id.clone(),
+                token: lease.token,
+                progress: lease.progress.take(),
+            });
         }
     }
     for (queue, leases) in by_queue {
@@ -94,7 +96,7 @@ async fn renew(shared: &Shared) {
             {
                 Ok(lost) => {
                     for id in lost {
-                        let sent = chunk.iter().find(|(i, _)| *i == id).map(|(_, t)| *t);
+                        let sent = chunk.iter().find(|r| r.id == id).map(|r| r.token);
                         let key = (queue.clone(), id.clone());
                         if let Ok(mut l) = shared.leases.lock() {
                             // Only the delivery this renewal was about: the same job may have

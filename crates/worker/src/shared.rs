@@ -1,6 +1,6 @@
 //! State shared by the worker's loops.
 
-use crate::handler::Registry;
+use crate::handler::{Progress, Registry};
 use celeriac_core::config::Config;
 use celeriac_core::Broker;
 use std::collections::HashMap;
@@ -15,6 +15,8 @@ pub(crate) struct Lease {
     pub token: u64,
     /// Cancelled when the lease is lost (operator cancel, or taken back): stops the handler.
     pub lost: CancellationToken,
+    /// What the handler last reported, written to the job at the next renewal.
+    pub progress: Progress,
 }
 
 pub(crate) struct Shared {

@@ -3,6 +3,8 @@
 pub mod cron;
 pub mod enqueue;
 pub mod jobs;
+pub mod links;
+pub mod migrate;
 pub mod queues;
 pub mod status;
 pub mod worker;

@@ -81,8 +81,9 @@ fn show(job: &JobInfo, json: bool) -> Result<(), CliError> {
     let mut t = table(&["field", "value"]);
     let attempts = format!("{}/{}", job.attempts, job.max_attempts);
     let result = job.result.as_ref().map(|r| r.to_string());
+    let progress = job.progress.as_ref().map(|p| p.to_string());
     let payload = job.payload.to_string();
-    let rows: [(&str, Option<&str>); 13] = [
+    let rows: [(&str, Option<&str>); 14] = [
         ("id", Some(&job.id)),
         ("kind", Some(&job.kind)),
         ("queue", Some(&job.queue)),
@@ -94,6 +95,7 @@ fn show(job: &JobInfo, json: bool) -> Result<(), CliError> {
         ("finished", job.finished_at.as_deref()),
         ("dead reason", job.reason.as_deref()),
         ("last error", job.last_error.as_deref()),
+        ("progress", progress.as_deref()),
         ("result", result.as_deref()),
         ("payload", Some(&payload)),
     ];

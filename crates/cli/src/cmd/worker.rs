@@ -32,6 +32,15 @@ pub async fn run(mut config: Config, args: Args) -> CliResult {
     tokio::spawn(on_signal(shutdown.clone()));
     let mut registry = celeriac_worker::Registry::new();
     celeriac_worker::handlers::register_all(&mut registry);
+    let broker = crate::output::broker(&config).await?;
+    celeriac_worker::handlers::links::register(
+        &mut registry,
+        celeriac_worker::handlers::links::Context::new(
+            config.database_url.clone(),
+            broker,
+            config.links.clone(),
+        ),
+    );
     if let Some(dir) = std::env::var_os("CELERIAC_DRILL_LEDGER") {
         tracing::warn!(ledger = ?dir, "drill kinds enabled (drill.record, drill.abort): for fault-injection runs only");
         celeriac_worker::handlers::register_drills(&mut registry, dir.into())

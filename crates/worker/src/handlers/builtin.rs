@@ -67,6 +67,7 @@ mod tests {
             token: 1,
             worker: "w".into(),
             cancel: CancellationToken::new(),
+            progress: Default::default(),
         }
     }
 

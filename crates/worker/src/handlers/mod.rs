@@ -5,9 +5,13 @@
 //! - `sleep` `{"ms": N}`: waits N milliseconds, then succeeds.
 //! - `fail` `{"times": N, "message": S}`: fails its first N attempts with message S, then
 //!   succeeds; without `times` it always fails.
+//!
+//! Domain kinds, registered with their context:
+//! - `links.check` ([`links`]): friend-link checks against the domain database.
 
 mod builtin;
 mod drill;
+pub mod links;
 
 use crate::handler::Registry;
 

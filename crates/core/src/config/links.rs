@@ -1,0 +1,247 @@
+//! `[links]`: how the `links.check` job fetches friend links.
+
+use super::{duration, opt_string};
+use serde::{Deserialize, Deserializer};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Whole-request deadline of one attempt (headers and body), as in the seed job.
+pub const DEFAULT_LINKS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests in flight at once, all hosts together.
+pub const DEFAULT_LINKS_CONCURRENCY: usize = 64;
+/// Requests in flight at once to one host.
+pub const DEFAULT_LINKS_PER_HOST: usize = 4;
+/// Least time between the starts of two requests to one host.
+pub const DEFAULT_LINKS_HOST_INTERVAL: Duration = Duration::from_millis(20);
+/// Redirects followed before `too_many_redirects`.
+pub const DEFAULT_LINKS_MAX_REDIRECTS: usize = 10;
+/// Most body bytes read when looking for the backlink.
+pub const DEFAULT_LINKS_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Retries of a transient failure (5xx, 408, 429, timeout, reset).
+pub const DEFAULT_LINKS_RETRIES: u32 = 2;
+/// Bound of the first retry delay (doubles per retry, full jitter).
+pub const DEFAULT_LINKS_RETRY_BASE: Duration = Duration::from_millis(500);
+/// Longest `Retry-After` honoured (longer ones are capped to this).
+pub const DEFAULT_LINKS_RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
+/// User-Agent of every request.
+pub const DEFAULT_LINKS_USER_AGENT: &str =
+    concat!("Celeriac-LinkCheck/", env!("CARGO_PKG_VERSION"));
+/// Check runs (with their per-link results) kept in the database.
+pub const DEFAULT_LINKS_KEEP_RUNS: i64 = 50;
+
+/// `[links]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinksConfig {
+    /// Deadline of one attempt: connect, headers and body together.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Requests in flight at once to one host.
+    pub per_host: usize,
+    /// Least time between two request starts to one host.
+    #[serde(deserialize_with = "duration")]
+    pub host_interval: Duration,
+    /// Redirects followed.
+    pub max_redirects: usize,
+    /// Body bytes read at most.
+    pub max_body_bytes: usize,
+    /// Retries of transient failures.
+    pub retries: u32,
+    /// First retry delay bound.
+    #[serde(deserialize_with = "duration")]
+    pub retry_base: Duration,
+    /// Longest `Retry-After` honoured.
+    #[serde(deserialize_with = "duration")]
+    pub retry_after_cap: Duration,
+    /// User-Agent header.
+    pub user_agent: String,
+    /// Let checks reach loopback, private (RFC 1918, ULA), link-local and CGNAT addresses.
+    /// Off by default: a friend link must not make the worker fetch internal services.
+    pub allow_private_networks: bool,
+    /// Networks reachable even when `allow_private_networks` is off (`"10.1.2.0/24"`,
+    /// `"fd00::/8"`, or one address).
+    pub allowed_networks: Vec<Network>,
+    /// Backlink every page must contain when the job's payload gives none (unset: no check).
+    #[serde(deserialize_with = "opt_string")]
+    pub site_link: Option<String>,
+    /// Read `site_link` as a regular expression instead of literal text.
+    pub site_link_regex: bool,
+    /// Names never checked (added to the job's own whitelist).
+    pub whitelist: Vec<String>,
+    /// Check runs kept in the database with their per-link results.
+    pub keep_runs: i64,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        LinksConfig {
+            timeout: DEFAULT_LINKS_TIMEOUT,
+            concurrency: DEFAULT_LINKS_CONCURRENCY,
+            per_host: DEFAULT_LINKS_PER_HOST,
+            host_interval: DEFAULT_LINKS_HOST_INTERVAL,
+            max_redirects: DEFAULT_LINKS_MAX_REDIRECTS,
+            max_body_bytes: DEFAULT_LINKS_MAX_BODY_BYTES,
+            retries: DEFAULT_LINKS_RETRIES,
+            retry_base: DEFAULT_LINKS_RETRY_BASE,
+            retry_after_cap: DEFAULT_LINKS_RETRY_AFTER_CAP,
+            user_agent: DEFAULT_LINKS_USER_AGENT.into(),
+            allow_private_networks: false,
+            allowed_networks: Vec::new(),
+            site_link: None,
+            site_link_regex: false,
+            whitelist: Vec::new(),
+            keep_runs: DEFAULT_LINKS_KEEP_RUNS,
+        }
+    }
+}
+
+impl LinksConfig {
+    /// Check every value; `Err((field, message))` names the field under `links.`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.timeout.is_zero() || self.timeout > Duration::from_secs(600) {
+            return Err((
+                "links.timeout",
+                "must be more than 0 and at most 10m".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&self.concurrency) {
+            return Err((
+                "links.concurrency",
+                format!("must be 1 to 10000, got {}", self.concurrency),
+            ));
+        }
+        if self.per_host == 0 || self.per_host > self.concurrency {
+            return Err((
+                "links.per_host",
+                format!(
+                    "must be 1 to links.concurrency ({}), got {}",
+                    self.concurrency, self.per_host
+                ),
+            ));
+        }
+        if self.max_redirects > 50 {
+            return Err(("links.max_redirects", "must be at most 50".into()));
+        }
+        if !(1024..=256 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(("links.max_body_bytes", "must be 1 KiB to 256 MiB".into()));
+        }
+        if self.retries > 10 {
+            return Err(("links.retries", "must be at most 10".into()));
+        }
+        if self.user_agent.is_empty() || !self.user_agent.bytes().all(|b| (0x20..0x7f).contains(&b))
+        {
+            return Err((
+                "links.user_agent",
+                "must be non-empty printable ASCII".into(),
+            ));
+        }
+        if let Some(site) = &self.site_link {
+            if self.site_link_regex {
+                if let Err(e) = regex::Regex::new(site) {
+                    return Err(("links.site_link", format!("not a valid regex: {e}")));
+                }
+            }
+        }
+        if self.keep_runs < 1 {
+            return Err(("links.keep_runs", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// An IP network: an address and a prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Whether `ip` is inside this network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = || {
+            format!("{s:?} is not a network; write it like \"10.0.0.0/8\", \"fd00::/8\" or \"192.0.2.7\"")
+        };
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| expected())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(expected)?,
+            None => max,
+        };
+        Ok(Network { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_parse_and_contain() {
+        let n: Network = "10.1.0.0/16".parse().unwrap();
+        assert!(n.contains("10.1.200.3".parse().unwrap()));
+        assert!(!n.contains("10.2.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one: Network = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6: Network = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        let all: Network = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "fd00::/129", "example.org", "10.0.0/8", ""] {
+            assert!(bad.parse::<Network>().is_err(), "{bad}");
+        }
+    }
+}

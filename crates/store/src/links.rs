@@ -1,0 +1,385 @@
+//! Friend links: the operator's list, and the state a check run keeps on each link.
+
+use crate::{now_ms, Error, Result, Store};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+/// Longest link name.
+pub const MAX_NAME_LEN: usize = 200;
+/// Longest link URL.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// One friend link, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Link {
+    /// Row id.
+    #[serde(skip)]
+    pub id: i64,
+    /// Unique name (the whitelist refers to it).
+    pub name: String,
+    /// Page checked.
+    pub url: String,
+    /// Checked by `links.check` (an inactive link is kept but ignored).
+    pub is_active: bool,
+    /// Shown on the site.
+    pub is_show: bool,
+    /// Why it is hidden (empty when shown).
+    pub not_show_reason: String,
+    /// HTTP status of the last check (none after a transport failure).
+    pub last_status: Option<u16>,
+    /// What went wrong at the last check (`ok` when nothing did).
+    #[serde(skip)]
+    pub last_error_kind: Option<String>,
+    /// When the last check finished, milliseconds since the epoch.
+    #[serde(skip)]
+    pub last_checked_ms: Option<i64>,
+    /// Failed checks in a row.
+    #[serde(skip)]
+    pub consecutive_failures: i64,
+}
+
+/// A link to add or import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLink {
+    /// Unique name.
+    pub name: String,
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// Checked by `links.check`.
+    pub is_active: bool,
+}
+
+impl NewLink {
+    /// Check the name and URL; the error names the field and what is expected.
+    pub fn validate(&self) -> Result<()> {
+        let name = self.name.trim();
+        if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+            return Err(Error::Invalid(format!(
+                "name {:?}: expected 1-{MAX_NAME_LEN} characters without control characters",
+                self.name
+            )));
+        }
+        let lower = self.url.to_ascii_lowercase();
+        let host_part = lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://"))
+            .unwrap_or("");
+        if host_part.is_empty()
+            || host_part.starts_with('/')
+            || self.url.len() > MAX_URL_LEN
+            || self
+                .url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::Invalid(format!(
+                "url {:?} (link {:?}): expected an absolute http:// or https:// URL of at most {MAX_URL_LEN} characters",
+                self.url, self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What an import did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// New links.
+    pub added: u64,
+    /// Existing links whose URL or activity changed.
+    pub updated: u64,
+    /// Existing links already as imported.
+    pub unchanged: u64,
+}
+
+/// The state a check writes on a link when it changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkState {
+    /// Row id.
+    pub id: i64,
+    /// Shown on the site.
+    pub is_show: bool,
+    /// Why it is hidden (empty when shown).
+    pub not_show_reason: String,
+    /// HTTP status (none after a transport failure).
+    pub last_status: Option<u16>,
+    /// `ok`, or what went wrong.
+    pub last_error_kind: String,
+    /// Failed checks in a row.
+    pub consecutive_failures: i64,
+}
+
+impl Link {
+    /// This link's state in the form a check compares and writes.
+    pub fn state(&self) -> LinkState {
+        LinkState {
+            id: self.id,
+            is_show: self.is_show,
+            not_show_reason: self.not_show_reason.clone(),
+            last_status: self.last_status,
+            last_error_kind: self.last_error_kind.clone().unwrap_or_default(),
+            consecutive_failures: self.consecutive_failures,
+        }
+    }
+
+    /// `last_checked_at` as RFC 3339 (UTC), if checked.
+    pub fn last_checked_at(&self) -> Option<String> {
+        self.last_checked_ms.map(rfc3339)
+    }
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+const LINK_COLUMNS: &str = "id, name, url, is_active, is_show, not_show_reason, last_status, \
+     last_error_kind, last_checked_at, consecutive_failures";
+
+fn link_from_row(row: &AnyRow) -> Result<Link> {
+    Ok(Link {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        is_active: row.try_get::<i64, _>("is_active")? != 0,
+        is_show: row.try_get::<i64, _>("is_show")? != 0,
+        not_show_reason: row.try_get("not_show_reason")?,
+        last_status: row
+            .try_get::<Option<i64>, _>("last_status")?
+            .and_then(|s| u16::try_from(s).ok()),
+        last_error_kind: row.try_get("last_error_kind")?,
+        last_checked_ms: row.try_get("last_checked_at")?,
+        consecutive_failures: row.try_get("consecutive_failures")?,
+    })
+}
+
+fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+impl Store {
+    /// Add a link; fails with [`Error::DuplicateName`] if the name is taken.
+    pub async fn add_link(&self, link: &NewLink) -> Result<Link> {
+        link.validate()?;
+        let now = now_ms();
+        let name = link.name.trim();
+        let inserted = sqlx::query(
+            "INSERT INTO links (name, url, is_active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(name.to_string())
+        .bind(link.url.clone())
+        .bind(flag(link.is_active))
+        .bind(now)
+        .bind(now)
+        .execute(self.pool())
+        .await;
+        match inserted {
+            Err(e) if unique_violation(&e) => Err(Error::DuplicateName(name.to_string())),
+            Err(e) => Err(e.into()),
+            Ok(_) => self
+                .link(name)
+                .await?
+                .ok_or_else(|| Error::Invalid(format!("link {name:?} vanished after insert"))),
+        }
+    }
+
+    /// The link named `name`.
+    pub async fn link(&self, name: &str) -> Result<Option<Link>> {
+        let sql = format!("SELECT {LINK_COLUMNS} FROM links WHERE name = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(name.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(link_from_row).transpose()
+    }
+
+    /// Every link, by name.
+    pub async fn list_links(&self) -> Result<Vec<Link>> {
+        let sql = format!("SELECT {LINK_COLUMNS} FROM links ORDER BY name");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    /// Active links, by id (what a check run reads).
+    pub async fn active_links(&self) -> Result<Vec<Link>> {
+        let sql = format!("SELECT {LINK_COLUMNS} FROM links WHERE is_active = 1 ORDER BY id");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    /// Remove the link named `name`; false if there was none.
+    pub async fn remove_link(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM links WHERE name = $1")
+            .bind(name.to_string())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Add new links and update the URL and activity of existing ones (matched by name), in
+    /// one transaction: a failure leaves the table as it was.
+    pub async fn import_links(&self, links: &[NewLink]) -> Result<ImportSummary> {
+        for l in links {
+            l.validate()?;
+        }
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let mut summary = ImportSummary::default();
+        for l in links {
+            let name = l.name.trim().to_string();
+            let existing: Option<(String, i64)> =
+                sqlx::query_as("SELECT url, is_active FROM links WHERE name = $1")
+                    .bind(name.clone())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match existing {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO links (name, url, is_active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(name)
+                    .bind(l.url.clone())
+                    .bind(flag(l.is_active))
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    summary.added += 1;
+                }
+                Some((url, active)) if url == l.url && (active != 0) == l.is_active => {
+                    summary.unchanged += 1;
+                }
+                Some(_) => {
+                    sqlx::query(
+                        "UPDATE links SET url = $1, is_active = $2, updated_at = $3 WHERE name = $4",
+                    )
+                    .bind(l.url.clone())
+                    .bind(flag(l.is_active))
+                    .bind(now)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                    summary.updated += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    /// Write the states that changed, in one transaction.
+    pub async fn write_link_states(&self, states: &[LinkState]) -> Result<()> {
+        if states.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        for s in states {
+            sqlx::query(
+                "UPDATE links SET is_show = $1, not_show_reason = $2, last_status = $3, \
+                 last_error_kind = $4, consecutive_failures = $5, updated_at = $6 WHERE id = $7",
+            )
+            .bind(flag(s.is_show))
+            .bind(s.not_show_reason.clone())
+            .bind(s.last_status.map(i64::from))
+            .bind(s.last_error_kind.clone())
+            .bind(s.consecutive_failures)
+            .bind(now)
+            .bind(s.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Set `last_checked_at` of the links `ids` (one statement per 500 ids).
+    pub async fn mark_checked(&self, ids: &[i64], at_ms: i64) -> Result<()> {
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "UPDATE links SET last_checked_at = $1 WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(at_ms);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(1_798_761_599_999), "2026-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn new_links_are_validated() {
+        let ok = NewLink {
+            name: "Blog".into(),
+            url: "https://example.org/".into(),
+            is_active: true,
+        };
+        assert!(ok.validate().is_ok());
+        for (name, url) in [
+            ("", "https://example.org/"),
+            ("a\u{7}", "https://example.org/"),
+            ("x", "ftp://example.org/"),
+            ("x", "https://"),
+            ("x", "https:///path"),
+            ("x", "https://exa mple.org/"),
+            ("x", "example.org"),
+        ] {
+            let l = NewLink {
+                name: name.into(),
+                url: url.into(),
+                is_active: true,
+            };
+            assert!(l.validate().is_err(), "{name:?} {url:?} should be refused");
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! Fetching one URL the way a careful link checker does: TLS verified (rustls), every hop
+//! through the address guard, redirects followed by hand (counted, reported, each re-checked),
+//! a deadline over the whole attempt (connect, headers and body: a server that drips bytes is
+//! cut off), HEAD first when no backlink is needed (GET when HEAD is refused or fails), the
+//! body streamed and capped, and transient failures (5xx, 408, 429, timeouts, resets) retried
+//! with backoff, honouring `Retry-After` up to a cap.
+
+use super::body::{Backlink, Search};
+use super::guard::{Guard, GuardError};
+use celeriac_core::config::LinksConfig;
+use reqwest::{Method, StatusCode, Url};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// What became of one URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A response other than 200.
+    Status(u16),
+    /// 200, but the backlink is not on the page.
+    NoBacklink,
+    /// The attempt's deadline passed (connect, headers or body).
+    Timeout,
+    /// The host name did not resolve.
+    Dns,
+    /// The connection was refused or could not be made.
+    Connect,
+    /// The TLS handshake failed (an untrusted or invalid certificate, …).
+    Tls,
+    /// More redirects than `links.max_redirects`, or a loop.
+    TooManyRedirects,
+    /// The address guard refused the host (or a redirect's host).
+    BlockedAddress,
+    /// The page is larger than `links.max_body_bytes` and the backlink is not in what was read.
+    BodyTooLarge,
+    /// Not an http(s) URL, or a redirect to one.
+    InvalidUrl,
+    /// The connection was reset or closed mid-response, or the server broke the protocol.
+    Protocol,
+}
+
+impl Failure {
+    /// Stable name, stored as `last_error_kind` and in run results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Status(_) => "http_status",
+            Failure::NoBacklink => "no_backlink",
+            Failure::Timeout => "timeout",
+            Failure::Dns => "dns",
+            Failure::Connect => "connect",
+            Failure::Tls => "tls",
+            Failure::TooManyRedirects => "too_many_redirects",
+            Failure::BlockedAddress => "blocked_address",
+            Failure::BodyTooLarge => "body_too_large",
+            Failure::InvalidUrl => "invalid_url",
+            Failure::Protocol => "protocol",
+        }
+    }
+
+    /// The reason shown for a hidden link (the seed job's wording for the first two).
+    pub fn reason(self) -> String {
+        match self {
+            Failure::Status(code) => format!("网页请求返回{code}"),
+            Failure::NoBacklink => "网站未设置本站外链".into(),
+            Failure::Timeout => "网页请求超时".into(),
+            Failure::Dns => "域名解析失败".into(),
+            Failure::Connect => "网站无法连接".into(),
+            Failure::Tls => "网站证书无效".into(),
+            Failure::TooManyRedirects => "网页重定向过多".into(),
+            Failure::BlockedAddress => "网站地址不允许访问".into(),
+            Failure::BodyTooLarge => "网页过大，未找到本站外链".into(),
+            Failure::InvalidUrl => "链接地址无效".into(),
+            Failure::Protocol => "网页响应异常".into(),
+        }
+    }
+
+    /// Worth another try: a server error, throttling, a timeout or a broken connection.
+    fn transient(self) -> bool {
+        match self {
+            Failure::Status(s) => s >= 500 || s == 408 || s == 429,
+            Failure::Timeout | Failure::Protocol => true,
+            _ => false,
+        }
+    }
+}
+
+/// The report on one URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// `None` when the link passed.
+    pub failure: Option<Failure>,
+    /// Final status, if a response came.
+    pub status: Option<u16>,
+    /// Where redirects led, when they were followed.
+    pub final_url: Option<String>,
+    /// Redirects followed in the last attempt.
+    pub redirects: u32,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Time spent, retries included.
+    pub elapsed: Duration,
+    /// Detail of the failure.
+    pub error: Option<String>,
+}
+
+/// One attempt's result before retry decisions.
+struct Attempt {
+    failure: Option<Failure>,
+    status: Option<u16>,
+    final_url: Option<Url>,
+    redirects: u32,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl Attempt {
+    fn failed(failure: Failure, error: impl Into<String>, redirects: u32) -> Self {
+        Attempt {
+            failure: Some(failure),
+            status: None,
+            final_url: None,
+            redirects,
+            error: Some(error.into()),
+            retry_after: None,
+        }
+    }
+}
+
+/// Requests in flight per host, and the spacing between their starts.
+#[derive(Default)]
+struct Hosts {
+    slots: Mutex<HashMap<String, Arc<HostSlot>>>,
+}
+
+struct HostSlot {
+    permits: Arc<Semaphore>,
+    next_start: Mutex<Instant>,
+}
+
+/// The fetcher of one run.
+pub struct Fetcher {
+    client: reqwest::Client,
+    guard: Arc<Guard>,
+    config: LinksConfig,
+    hosts: Hosts,
+}
+
+impl Fetcher {
+    /// A client with the run's settings.
+    pub fn new(config: &LinksConfig) -> Result<Fetcher, String> {
+        // rustls needs a process-wide crypto provider; Celeriac uses ring everywhere.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let guard = Arc::new(Guard::new(
+            config.allow_private_networks,
+            config.allowed_networks.clone(),
+        ));
+        let client = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
+            .no_proxy()
+            .dns_resolver(guard.clone())
+            .connect_timeout(config.timeout)
+            .pool_max_idle_per_host(config.per_host)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .https_only(false)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Fetcher {
+            client,
+            guard,
+            config: config.clone(),
+            hosts: Hosts::default(),
+        })
+    }
+
+    /// Check `url`: 200 (and the backlink on the page, if one is given), with retries of
+    /// transient failures.
+    pub async fn check(&self, url: &str, backlink: Option<&Backlink>) -> Report {
+        let started = Instant::now();
+        let parsed = match Url::parse(url.trim()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+            Ok(u) => {
+                return self.report(
+                    Attempt::failed(
+                        Failure::InvalidUrl,
+                        format!("{} is not an http(s) URL", u.scheme()),
+                        0,
+                    ),
+                    1,
+                    started,
+                )
+            }
+            Err(e) => {
+                return self.report(
+                    Attempt::failed(Failure::InvalidUrl, format!("not a URL: {e}"), 0),
+                    1,
+                    started,
+                )
+            }
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let attempt = self.attempt(&parsed, backlink).await;
+            let retry =
+                attempt.failure.is_some_and(Failure::transient) && attempts <= self.config.retries;
+            if !retry {
+                return self.report(attempt, attempts, started);
+            }
+            let backoff = celeriac_core::backoff::Backoff {
+                base: self.config.retry_base,
+                cap: self.config.retry_after_cap,
+            }
+            .delay(attempts);
+            let wait = attempt
+                .retry_after
+                .map(|d| d.min(self.config.retry_after_cap))
+                .unwrap_or(backoff);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn report(&self, a: Attempt, attempts: u32, started: Instant) -> Report {
+        Report {
+            failure: a.failure,
+            status: a.status,
+            final_url: a.final_url.map(String::from),
+            redirects: a.redirects,
+            attempts,
+            elapsed: started.elapsed(),
+            error: a.error,
+        }
+    }
+
+    /// One attempt: follow redirects, then read the body if a backlink is looked for.
+    async fn attempt(&self, start: &Url, backlink: Option<&Backlink>) -> Attempt {
+        // HEAD when only the status matters; a HEAD answered with anything but 200 is asked
+        // again with GET (many servers refuse or mishandle HEAD).
+        if backlink.is_none() {
+            let head = self.follow(start, Method::HEAD, None).await;
+            if head.status == Some(200) && head.failure.is_none() {
+                return head;
+            }
+            if head.status.is_none() && head.failure.is_some_and(|f| !f.transient()) {
+                return head; // DNS, TLS, blocked, …: GET would fail the same way
+            }
+        }
+        self.follow(start, Method::GET, backlink).await
+    }
+
+    async fn follow(&self, start: &Url, method: Method, backlink: Option<&Backlink>) -> Attempt {
+        let mut url = start.clone();
+        let mut redirects = 0u32;
+        let mut seen = vec![url.clone()];
+        // The deadline starts with the first request (waiting for a host slot is not counted)
+        // and covers everything after it: DNS, connect, TLS, headers, redirects and body.
+        let mut deadline = None;
+        let timed_out = |redirects| {
+            Attempt::failed(
+                Failure::Timeout,
+                format!(
+                    "no complete answer within {}",
+                    humantime::format_duration(self.config.timeout)
+                ),
+                redirects,
+            )
+        };
+        loop {
+            let host = url.host_str().unwrap_or_default().to_string();
+            let _slot = self.host_slot(&host).await;
+            let deadline =
+                *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.config.timeout);
+            match tokio::time::timeout_at(deadline, self.guard.check_host(&host)).await {
+                Err(_) => return timed_out(redirects),
+                Ok(Err(e)) => {
+                    let failure = match e {
+                        GuardError::Dns(_) => Failure::Dns,
+                        GuardError::Blocked(_) => Failure::BlockedAddress,
+                    };
+                    return Attempt::failed(failure, e.to_string(), redirects);
+                }
+                Ok(Ok(_)) => {}
+            }
+            let sent = tokio::time::timeout_at(
+                deadline,
+                self.client.request(method.clone(), url.clone()).send(),
+            )
+            .await;
+            let response = match sent {
+                Err(_) => return timed_out(redirects),
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    let (failure, message) = classify(&e);
+                    return Attempt::failed(failure, message, redirects);
+                }
+            };
+            let status = response.status();
+            if status.is_redirection() {
+                if let Some(next) = location(&url, &response) {
+                    redirects += 1;
+                    if redirects as usize > self.config.max_redirects {
+                        return Attempt::failed(
+                            Failure::TooManyRedirects,
+                            format!("more than {} redirects", self.config.max_redirects),
+                            redirects - 1,
+                        );
+                    }
+                    let next = match next {
+                        Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+                        Ok(u) => {
+                            return Attempt::failed(
+                                Failure::InvalidUrl,
+                                format!("redirect to a {} URL: {u}", u.scheme()),
+                                redirects,
+                            )
+                        }
+                        Err(e) => {
+                            return Attempt::failed(
+                                Failure::InvalidUrl,
+                                format!("redirect to an invalid location: {e}"),
+                                redirects,
+                            )
+                        }
+                    };
+                    if seen.contains(&next) {
+                        return Attempt::failed(
+                            Failure::TooManyRedirects,
+                            format!("redirect loop back to {next}"),
+                            redirects,
+                        );
+                    }
+                    seen.push(next.clone());
+                    url = next;
+                    continue;
+                }
+            }
+            let final_url = (redirects > 0).then(|| url.clone());
+            let mut done = Attempt {
+                failure: None,
+                status: Some(status.as_u16()),
+                final_url,
+                redirects,
+                error: None,
+                retry_after: retry_after(&response),
+            };
+            if status != StatusCode::OK {
+                done.failure = Some(Failure::Status(status.as_u16()));
+                return done;
+            }
+            if let Some(backlink) = backlink {
+                match tokio::time::timeout_at(deadline, self.read_body(response, backlink)).await {
+                    Err(_) => {
+                        done.failure = Some(Failure::Timeout);
+                        done.error = timed_out(redirects).error;
+                    }
+                    Ok(Err((failure, error))) => {
+                        done.failure = Some(failure);
+                        done.error = Some(error);
+                    }
+                    Ok(Ok(())) => {}
+                }
+            }
+            return done;
+        }
+    }
+
+    /// Stream the body until the backlink shows up, the body ends, or the cap is reached.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        backlink: &Backlink,
+    ) -> Result<(), (Failure, String)> {
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut search = Search::new(backlink, content_type.as_deref());
+        let cap = self.config.max_body_bytes;
+        let mut read = 0usize;
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => return Err(classify(&e)),
+            };
+            let room = cap - read;
+            let take = chunk.len().min(room);
+            read += take;
+            if search.feed(&chunk[..take]) {
+                return Ok(());
+            }
+            if take < chunk.len() || read >= cap {
+                return if search.finish() {
+                    Ok(())
+                } else {
+                    Err((
+                        Failure::BodyTooLarge,
+                        format!("no backlink in the first {cap} bytes"),
+                    ))
+                };
+            }
+        }
+        if search.finish() {
+            Ok(())
+        } else {
+            Err((
+                Failure::NoBacklink,
+                format!("the page ({read} bytes) does not contain the backlink"),
+            ))
+        }
+    }
+
+    /// Wait for a request slot on `host` and for its spacing.
+    async fn host_slot(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slot = {
+            let mut slots = self.hosts.slots.lock().ok()?;
+            slots
+                .entry(host.to_string())
+                .or_insert_with(|| {
+                    Arc::new(HostSlot {
+                        permits: Arc::new(Semaphore::new(self.config.per_host)),
+                        next_start: Mutex::new(Instant::now()),
+                    })
+                })
+                .clone()
+        };
+        let permit = slot.permits.clone().acquire_owned().await.ok()?;
+        let wait = {
+            let mut next = slot.next_start.lock().ok()?;
+            let now = Instant::now();
+            let start = (*next).max(now);
+            *next = start + self.config.host_interval;
+            start - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Some(permit)
+    }
+}
+
+fn location(base: &Url, response: &reqwest::Response) -> Option<Result<Url, String>> {
+    let value = response.headers().get(reqwest::header::LOCATION)?;
+    Some(
+        value
+            .to_str()
+            .map_err(|_| "Location is not text".to_string())
+            .and_then(|v| base.join(v).map_err(|e| e.to_string())),
+    )
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare on 429/503 and is ignored).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Name a client error. reqwest reports TLS failures, refused connections and resets all as
+/// connect/request errors, so the cause chain is inspected for the typed errors underneath
+/// (`rustls::Error`, `std::io::ErrorKind`) — never for message text.
+fn classify(e: &reqwest::Error) -> (Failure, String) {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    let mut failure = None;
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        if failure.is_none() {
+            if s.is::<rustls::Error>() {
+                failure = Some(Failure::Tls);
+            } else if let Some(g) = s.downcast_ref::<GuardError>() {
+                failure = Some(match g {
+                    GuardError::Dns(_) => Failure::Dns,
+                    GuardError::Blocked(_) => Failure::BlockedAddress,
+                });
+            } else if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                if io
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<rustls::Error>())
+                {
+                    failure = Some(Failure::Tls);
+                } else {
+                    use std::io::ErrorKind::*;
+                    failure = match io.kind() {
+                        ConnectionRefused | HostUnreachable | NetworkUnreachable
+                        | AddrNotAvailable => Some(Failure::Connect),
+                        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
+                            Some(Failure::Protocol)
+                        }
+                        TimedOut => Some(Failure::Timeout),
+                        _ => None,
+                    };
+                }
+            }
+        }
+        source = s.source();
+    }
+    let failure = failure.unwrap_or(if e.is_timeout() {
+        Failure::Timeout
+    } else if e.is_connect() {
+        Failure::Connect
+    } else {
+        Failure::Protocol
+    });
+    (failure, message)
+}
