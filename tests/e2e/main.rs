@@ -2,6 +2,8 @@
 //! (or `CELERIAC_TEST_REDIS_URL`). Each test has its own key prefix and removes its keys when
 //! it ends, so tests run in parallel and never touch anyone else's data.
 
+mod http;
+mod sql;
 mod support;
 
 mod acl;
@@ -12,6 +14,9 @@ mod crash;
 mod cron;
 mod interop;
 mod lifecycle;
+mod linkcheck;
+mod links_cli;
 mod poison;
 mod shutdown;
+mod store;
 mod tls;

@@ -98,7 +98,8 @@ impl Env {
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("config.toml");
-        let head = format!("redis_url = {url:?}\nprefix = {prefix:?}\n");
+        let db = format!("sqlite://{}/celeriac.db", dir.display());
+        let head = format!("redis_url = {url:?}\nprefix = {prefix:?}\ndatabase_url = {db:?}\n");
         let text = merge(&format!("{head}{FAST}"), extra);
         std::fs::File::create(&config)
             .and_then(|mut f| f.write_all(text.as_bytes()))

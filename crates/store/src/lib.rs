@@ -96,7 +96,7 @@ impl Store {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 8,
             })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(5))
             .connect(&url_to_open)
             .await
             .map_err(|source| Error::Connect {

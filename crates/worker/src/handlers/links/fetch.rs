@@ -483,7 +483,15 @@ fn classify(e: &reqwest::Error) -> (Failure, String) {
                     GuardError::Dns(_) => Failure::Dns,
                     GuardError::Blocked(_) => Failure::BlockedAddress,
                 });
-            } else if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            } else if let Some(mut io) = s.downcast_ref::<std::io::Error>() {
+                // I/O errors nest (the TLS stream wraps rustls' error in one, the connector
+                // wraps that in another) and `source()` skips their payload: unwrap by hand.
+                while let Some(inner) = io
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<std::io::Error>())
+                {
+                    io = inner;
+                }
                 if io
                     .get_ref()
                     .is_some_and(|inner| inner.is::<rustls::Error>())

@@ -1,0 +1,453 @@
+//! The link checker against real HTTP servers on 127.0.0.1: one URL at a time (status,
+//! backlink, retries, deadlines, redirects, the address guard, bodies, charsets, TLS), then
+//! whole `links.check` runs on SQLite and PostgreSQL (hiding, showing again, whitelist,
+//! duplicate URLs, no links, one run at a time).
+
+use crate::http::{TestServer, BACKLINK};
+use crate::sql::TestDb;
+use crate::support::{free_port, Env};
+use celeriac_core::config::{Config, LinksConfig};
+use celeriac_store::links::NewLink;
+use celeriac_store::Store;
+use celeriac_worker::handlers::links::body::Backlink;
+use celeriac_worker::handlers::links::fetch::{Failure, Fetcher};
+use celeriac_worker::handlers::links::{self, Context};
+use celeriac_worker::{Job, Outcome, Registry};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Settings for tests: loopback allowed, short deadline, quick retries.
+fn config() -> LinksConfig {
+    LinksConfig {
+        timeout: Duration::from_secs(1),
+        allow_private_networks: true,
+        retry_base: Duration::from_millis(20),
+        host_interval: Duration::ZERO,
+        ..LinksConfig::default()
+    }
+}
+
+fn literal() -> Backlink {
+    Backlink::Literal(BACKLINK.into())
+}
+
+#[tokio::test]
+async fn status_and_backlink() {
+    let s = TestServer::start().await;
+    let f = Fetcher::new(&config()).unwrap();
+    let r = f.check(&s.url("/ok"), Some(&literal())).await;
+    assert_eq!((r.failure, r.status, r.attempts), (None, Some(200), 1));
+    let r = f.check(&s.url("/plain"), Some(&literal())).await;
+    assert_eq!(
+        (r.failure, r.status),
+        (Some(Failure::NoBacklink), Some(200))
+    );
+    // Without a backlink to look for, a HEAD is enough.
+    let r = f.check(&s.url("/plain"), None).await;
+    assert_eq!(r.failure, None);
+    assert_eq!(s.hits("/plain"), 2, "one GET, then one HEAD");
+    // A server that refuses HEAD is asked again with GET.
+    let r = f.check(&s.url("/no-head"), None).await;
+    assert_eq!((r.failure, r.status), (None, Some(200)));
+    assert_eq!(s.hits("/no-head"), 2);
+    let r = f.check(&s.url("/status/404"), Some(&literal())).await;
+    assert_eq!(
+        (r.failure, r.status, r.attempts),
+        (Some(Failure::Status(404)), Some(404), 1),
+        "a 404 is not retried"
+    );
+    assert_eq!(Failure::Status(404).reason(), "网页请求返回404");
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried() {
+    let s = TestServer::start().await;
+    let f = Fetcher::new(&config()).unwrap();
+    let r = f.check(&s.url("/flaky"), Some(&literal())).await;
+    assert_eq!((r.failure, r.attempts), (None, 2), "500, then 200");
+    let r = f.check(&s.url("/throttled"), Some(&literal())).await;
+    assert_eq!((r.failure, r.attempts), (None, 2), "429, then 200");
+    assert!(
+        r.elapsed >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured ({:?})",
+        r.elapsed
+    );
+    let r = f.check(&s.url("/status/503"), None).await;
+    assert_eq!(
+        (r.failure, r.attempts),
+        (Some(Failure::Status(503)), 3),
+        "two retries, then the failure"
+    );
+}
+
+#[tokio::test]
+async fn deadlines_cut_off_silent_and_dripping_servers() {
+    let s = TestServer::start().await;
+    let mut c = config();
+    c.retries = 0;
+    let f = Fetcher::new(&c).unwrap();
+    let r = f.check(&s.url("/slow"), Some(&literal())).await;
+    assert_eq!(r.failure, Some(Failure::Timeout));
+    assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
+    let r = f.check(&s.url("/drip"), Some(&literal())).await;
+    assert_eq!((r.failure, r.status), (Some(Failure::Timeout), Some(200)));
+    assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
+}
+
+#[tokio::test]
+async fn redirects_are_followed_counted_and_bounded() {
+    let s = TestServer::start().await;
+    let f = Fetcher::new(&config()).unwrap();
+    let r = f.check(&s.url("/redirect/3"), Some(&literal())).await;
+    assert_eq!((r.failure, r.redirects), (None, 3));
+    assert_eq!(r.final_url.as_deref(), Some(s.url("/ok").as_str()));
+    let r = f.check(&s.url("/redirect/11"), Some(&literal())).await;
+    assert_eq!(r.failure, Some(Failure::TooManyRedirects));
+    assert_eq!(s.hits("/ok"), 1, "the 11th redirect is not followed");
+    let r = f.check(&s.url("/loop"), Some(&literal())).await;
+    assert_eq!(r.failure, Some(Failure::TooManyRedirects));
+    assert!(
+        s.hits("/loop") <= 2,
+        "a loop is seen, not followed ten times"
+    );
+    let r = f.check(&s.url("/to?ftp://example.org/"), None).await;
+    assert_eq!(r.failure, Some(Failure::InvalidUrl));
+}
+
+#[tokio::test]
+async fn the_guard_blocks_internal_addresses() {
+    let s = TestServer::start().await;
+    let mut c = config();
+    c.allow_private_networks = false;
+    let f = Fetcher::new(&c).unwrap();
+    for url in [
+        s.url("/ok"),
+        format!("http://localhost:{}/ok", s.addr.port()),
+        format!("http://[::ffff:127.0.0.1]:{}/ok", s.addr.port()),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+    ] {
+        let r = f.check(&url, Some(&literal())).await;
+        assert_eq!(r.failure, Some(Failure::BlockedAddress), "{url}: {r:?}");
+    }
+    assert_eq!(s.hits("/ok"), 0, "nothing reached the server");
+
+    // One network opened: the server is reachable, a redirect out of it is not.
+    c.allowed_networks = vec!["127.0.0.1/32".parse().unwrap()];
+    let f = Fetcher::new(&c).unwrap();
+    let r = f.check(&s.url("/ok"), Some(&literal())).await;
+    assert_eq!(r.failure, None);
+    let other = TestServer::start_on("127.0.0.2:0").await;
+    for to in [other.url("/ok"), "http://169.254.169.254/".to_string()] {
+        let r = f
+            .check(&s.url(&format!("/to?{to}")), Some(&literal()))
+            .await;
+        assert_eq!(r.failure, Some(Failure::BlockedAddress), "redirect to {to}");
+        assert_eq!(r.redirects, 1);
+    }
+    assert_eq!(other.hits("/ok"), 0);
+}
+
+#[tokio::test]
+async fn bodies_are_capped_and_decoded_lossily() {
+    let s = TestServer::start().await;
+    let f = Fetcher::new(&config()).unwrap();
+    let r = f.check(&s.url("/big"), Some(&literal())).await;
+    assert_eq!(r.failure, Some(Failure::BodyTooLarge));
+    let r = f.check(&s.url("/late"), Some(&literal())).await;
+    assert_eq!(
+        r.failure, None,
+        "a backlink after 1 MB is within the 2 MiB cap"
+    );
+    let mut small = config();
+    small.max_body_bytes = 512 * 1024;
+    let r = Fetcher::new(&small)
+        .unwrap()
+        .check(&s.url("/late"), Some(&literal()))
+        .await;
+    assert_eq!(r.failure, Some(Failure::BodyTooLarge));
+
+    let r = f.check(&s.url("/gbk"), Some(&literal())).await;
+    assert_eq!(r.failure, None);
+    let chinese = Backlink::Regex(regex::Regex::new("芹菜").unwrap());
+    let r = f.check(&s.url("/gbk"), Some(&chinese)).await;
+    assert_eq!(r.failure, None, "the GBK page is decoded as GBK");
+    let r = f.check(&s.url("/bad-utf8"), Some(&literal())).await;
+    assert_eq!(r.failure, None);
+}
+
+#[tokio::test]
+async fn transport_failures_have_their_own_kinds() {
+    let f = Fetcher::new(&config()).unwrap();
+    let closed = free_port();
+    let r = f.check(&format!("http://127.0.0.1:{closed}/"), None).await;
+    assert_eq!((r.failure, r.status), (Some(Failure::Connect), None));
+    let r = f.check("http://no-such-host.invalid/", None).await;
+    assert_eq!(r.failure, Some(Failure::Dns));
+    let r = f.check("ftp://example.org/", None).await;
+    assert_eq!(r.failure, Some(Failure::InvalidUrl));
+    let r = f.check("not a url", None).await;
+    assert_eq!(r.failure, Some(Failure::InvalidUrl));
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_is_refused() {
+    let dir = std::env::temp_dir().join(format!("celeriac-tls-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let port = free_port();
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server", "-quiet", "-www", "-cert", "cert.pem", "-key", "key.pem", "-accept",
+        ])
+        .arg(port.to_string())
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_server");
+    crate::support::wait_until(Duration::from_secs(10), "the TLS server to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let f = Fetcher::new(&config()).unwrap();
+    let r = f.check(&format!("https://127.0.0.1:{port}/"), None).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.failure, Some(Failure::Tls), "{r:?}");
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("certificate"),
+        "{r:?}"
+    );
+}
+
+/// A links.check handler with its own Redis prefix and database.
+struct Harness {
+    _env: Env,
+    registry: Registry,
+    store: Store,
+    config: Config,
+}
+
+impl Harness {
+    async fn new(db: &TestDb, links: LinksConfig) -> Harness {
+        let env = Env::new("");
+        let mut config = Config {
+            redis_url: crate::support::redis_url(),
+            prefix: env.prefix.clone(),
+            database_url: db.url.clone(),
+            ..Config::default()
+        };
+        config.links = links;
+        let broker = celeriac_core::Broker::from_config(&config).await.unwrap();
+        let mut registry = Registry::new();
+        links::register(
+            &mut registry,
+            Context::new(db.url.clone(), broker, config.links.clone()),
+        );
+        let store = Store::open(&db.url).await.unwrap();
+        Harness {
+            _env: env,
+            registry,
+            store,
+            config,
+        }
+    }
+
+    async fn add(&self, name: &str, url: &str) {
+        self.store
+            .add_link(&NewLink {
+                name: name.into(),
+                url: url.into(),
+                is_active: true,
+            })
+            .await
+            .unwrap();
+    }
+
+    fn job(&self, id: &str, payload: Value) -> Job {
+        Job {
+            id: id.into(),
+            kind: links::KIND.into(),
+            queue: "default".into(),
+            attempt: 1,
+            max_attempts: 3,
+            payload,
+            token: 1,
+            worker: "test".into(),
+            cancel: Default::default(),
+            progress: Default::default(),
+        }
+    }
+
+    async fn run(&self, payload: Value) -> Value {
+        let handler = self.registry.get(links::KIND).unwrap();
+        match handler.handle(self.job("run", payload)).await {
+            Outcome::Done(Some(v)) => v,
+            other => panic!("expected a result, got {other:?}"),
+        }
+    }
+}
+
+async fn a_run_hides_shows_and_skips(kind: &str) {
+    let db = TestDb::of(kind);
+    let s = TestServer::start().await;
+    let h = Harness::new(&db, config()).await;
+    h.add("good", &s.url("/ok")).await;
+    h.add("no-backlink", &s.url("/plain")).await;
+    h.add("gone", &s.url("/status/404")).await;
+    h.add("flaky", &s.url("/flaky")).await;
+    h.add("same-page", &s.url("/ok")).await;
+    h.add("ours", &s.url("/status/500")).await;
+
+    let payload = json!({"site_link": BACKLINK, "whitelist": ["ours"]});
+    let r = h.run(payload.clone()).await;
+    assert_eq!(r["active_num"], 6);
+    assert_eq!(r["whitelisted"], 1);
+    assert_eq!(r["checked"], 5);
+    assert_eq!(r["to_not_show"], 2, "{r}");
+    assert_eq!(r["to_show"], 0);
+    assert_eq!(r["fetches"], 4, "the two links to /ok share one fetch");
+    assert_eq!(s.hits("/ok"), 1);
+    assert_eq!(
+        s.hits("/status/500"),
+        0,
+        "whitelisted names are never fetched"
+    );
+
+    let by_name = |links: &[celeriac_store::links::Link], n: &str| {
+        links.iter().find(|l| l.name == n).cloned().unwrap()
+    };
+    let links = h.store.list_links().await.unwrap();
+    assert_eq!(
+        by_name(&links, "no-backlink").not_show_reason,
+        "网站未设置本站外链"
+    );
+    assert_eq!(by_name(&links, "gone").not_show_reason, "网页请求返回404");
+    assert_eq!(by_name(&links, "gone").last_status, Some(404));
+    assert!(
+        by_name(&links, "flaky").is_show,
+        "500 then 200: retried, still shown"
+    );
+    assert!(by_name(&links, "good").last_checked_at().is_some());
+    assert!(by_name(&links, "ours").last_checked_at().is_none());
+
+    // Per-link results are kept under the run id.
+    let run_id = r["run_id"].as_i64().unwrap();
+    let results = h.store.results(run_id, true).await.unwrap();
+    let names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["gone", "no-backlink"]);
+
+    // The hidden link recovers: it is shown again. Without site_link, a page with no backlink
+    // passes too.
+    h.store
+        .import_links(&[NewLink {
+            name: "gone".into(),
+            url: s.url("/ok"),
+            is_active: true,
+        }])
+        .await
+        .unwrap();
+    let r = h.run(json!({"whitelist": ["ours"]})).await;
+    assert_eq!(r["to_show"], 2, "{r}");
+    assert_eq!(r["to_not_show"], 0);
+    let links = h.store.list_links().await.unwrap();
+    assert!(links.iter().all(|l| l.is_show), "{links:?}");
+    assert!(by_name(&links, "gone").not_show_reason.is_empty());
+}
+
+#[tokio::test]
+async fn a_run_hides_shows_and_skips_on_sqlite() {
+    a_run_hides_shows_and_skips("sqlite").await
+}
+
+#[tokio::test]
+async fn a_run_hides_shows_and_skips_on_postgres() {
+    a_run_hides_shows_and_skips("postgres").await
+}
+
+#[tokio::test]
+async fn a_run_with_no_links_returns_zeros() {
+    let db = TestDb::sqlite();
+    let h = Harness::new(&db, config()).await;
+    let r = h.run(json!({})).await;
+    assert_eq!(
+        (
+            &r["active_num"],
+            &r["checked"],
+            &r["to_not_show"],
+            &r["to_show"]
+        ),
+        (&json!(0), &json!(0), &json!(0), &json!(0))
+    );
+}
+
+#[tokio::test]
+async fn one_run_at_a_time() {
+    let db = TestDb::sqlite();
+    let h = Harness::new(&db, config()).await;
+    let broker = celeriac_core::Broker::from_config(&h.config).await.unwrap();
+    assert!(broker
+        .try_lock(links::LOCK, "someone-else", Duration::from_secs(30))
+        .await
+        .unwrap());
+    let handler = h.registry.get(links::KIND).unwrap();
+    let outcome = handler.handle(h.job("second", json!({}))).await;
+    assert_eq!(outcome, Outcome::Snooze(links::WAIT_FOR_OTHER_RUN));
+    broker.unlock(links::LOCK, "someone-else").await.unwrap();
+    assert!(matches!(
+        handler.handle(h.job("second", json!({}))).await,
+        Outcome::Done(_)
+    ));
+    assert_eq!(
+        broker.lock_owner(links::LOCK).await.unwrap(),
+        None,
+        "released"
+    );
+}
+
+#[tokio::test]
+async fn bad_payloads_are_discarded_with_the_reason() {
+    let db = TestDb::sqlite();
+    let h = Harness::new(&db, config()).await;
+    let handler = h.registry.get(links::KIND).unwrap();
+    match handler
+        .handle(h.job("x", json!({"site_link": "(", "site_link_regex": true})))
+        .await
+    {
+        Outcome::Discard(m) => assert!(m.contains("regex"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match handler
+        .handle(h.job("y", json!({"whitelist": "ours"})))
+        .await
+    {
+        Outcome::Discard(m) => assert!(m.contains("links.check"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
