@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CONFIG ?= config/default.toml
 
-.PHONY: run test lint fmt bench chaos build
+.PHONY: run test lint fmt bench bench-links chaos build
 
 ## run: start the service on its embedded defaults (starts a local Redis if none answers):
 ## the scheduler (celeriac cron) in the background and a worker in the foreground
@@ -46,6 +46,12 @@ bench:
 	@command -v redis-server >/dev/null || { echo "make bench needs redis-server and redis-benchmark (apt-get install redis-server)"; exit 1; }
 	$(CARGO) build --locked --release -p celeriac-cli -p celeriac-bench
 	./target/release/celeriac-bench --celeriac ./target/release/celeriac
+	@$(MAKE) --no-print-directory bench-links
+
+## bench-links: one links.check run over 10,000 local links, against lychee (cargo install lychee)
+bench-links:
+	$(CARGO) build --locked --release -p celeriac-cli -p celeriac-bench
+	./target/release/celeriac-bench-links --celeriac ./target/release/celeriac
 
 build:
 	$(CARGO) build --locked --workspace
