@@ -49,3 +49,6 @@ CREATE TABLE link_check_results (
     change     TEXT,
     PRIMARY KEY (run_id, link_id)
 );
+
+-- For a link's last check time (newest run with a result for it).
+CREATE INDEX link_check_results_by_link ON link_check_results (link_id, run_id);

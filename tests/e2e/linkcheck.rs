@@ -268,7 +268,7 @@ impl Harness {
         let mut registry = Registry::new();
         links::register(
             &mut registry,
-            Context::new(db.url.clone(), broker, config.links.clone()),
+            std::sync::Arc::new(Context::new(db.url.clone(), broker, config.links.clone())),
         );
         let store = Store::open(&db.url).await.unwrap();
         Harness {

@@ -7,6 +7,13 @@ use celeriac_store::links::NewLink;
 use celeriac_store::runs::{LinkResult, RunCounts};
 use celeriac_store::{Error, Store};
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 fn new(name: &str, url: &str) -> NewLink {
     NewLink {
         name: name.into(),
@@ -68,20 +75,45 @@ async fn links_crud(kind: &str) {
     state.last_status = Some(404);
     state.last_error_kind = "http_status".into();
     state.consecutive_failures = 1;
+    let before = celeriac_store::links::rfc3339(now_ms());
     store.write_link_states(&[state]).await.unwrap();
-    store
-        .mark_checked(&[a.id], 1_700_000_000_000)
-        .await
-        .unwrap();
     let a = store.link("A").await.unwrap().unwrap();
     assert!(!a.is_show);
     assert_eq!(a.not_show_reason, "网页请求返回404");
     assert_eq!(a.last_status, Some(404));
     assert_eq!(a.consecutive_failures, 1);
-    assert_eq!(
-        a.last_checked_at().as_deref(),
-        Some("2023-11-14T22:13:20.000Z")
-    );
+    let checked = a
+        .last_checked_at()
+        .expect("a changed link records its check time");
+    assert!(checked >= before, "{checked} < {before}");
+    // A run's results give the time of the newest finished run that checked the link.
+    let run = store.start_run(None, None).await.unwrap();
+    store
+        .record_results(
+            run,
+            &[LinkResult {
+                link_id: a.id,
+                name: a.name.clone(),
+                url: a.url.clone(),
+                outcome: "ok".into(),
+                status: Some(200),
+                final_url: None,
+                redirects: 0,
+                attempts: 1,
+                elapsed_ms: 1,
+                error: None,
+                change: None,
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .finish_run(run, &RunCounts::default(), None)
+        .await
+        .unwrap();
+    let finished = store.run(Some(run)).await.unwrap().unwrap().finished_at;
+    let a = store.link("A").await.unwrap().unwrap();
+    assert_eq!(a.last_checked_at(), finished);
 
     assert!(store.remove_link("A").await.unwrap());
     assert!(!store.remove_link("A").await.unwrap());

@@ -14,10 +14,10 @@
 mod common;
 
 use anyhow::{bail, Context, Result};
-use common::{cpu_secs, peak_rss_kib, start_redis};
 use celeriac_core::config::Config;
 use celeriac_producer::{NewJob, Producer};
 use clap::Parser;
+use common::{cpu_secs, peak_rss_kib, start_redis};
 use redis::AsyncCommands;
 use std::collections::HashMap;
 use std::process::{Command, Stdio};

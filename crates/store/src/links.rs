@@ -158,8 +158,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// The columns of a [`Link`]. `last_checked_at` is the end of the newest finished run that
+/// has a result for the link, so a check that changes nothing writes nothing on the link's row;
+/// once that run's results are pruned it falls back to the time stored with the last change.
 const LINK_COLUMNS: &str = "id, name, url, is_active, is_show, not_show_reason, last_status, \
-     last_error_kind, last_checked_at, consecutive_failures";
+     last_error_kind, consecutive_failures, COALESCE((SELECT MAX(r.finished_at) \
+     FROM link_check_results x JOIN link_check_runs r ON r.id = x.run_id \
+     WHERE x.link_id = links.id), links.last_checked_at) AS last_checked_at";
 
 fn link_from_row(row: &AnyRow) -> Result<Link> {
     Ok(Link {
@@ -301,7 +306,7 @@ impl Store {
         Ok(summary)
     }
 
-    /// Write the states that changed, in one transaction.
+    /// Write the states that changed (and the time, as `last_checked_at`), in one transaction.
     pub async fn write_link_states(&self, states: &[LinkState]) -> Result<()> {
         if states.is_empty() {
             return Ok(());
@@ -311,7 +316,8 @@ impl Store {
         for s in states {
             sqlx::query(
                 "UPDATE links SET is_show = $1, not_show_reason = $2, last_status = $3, \
-                 last_error_kind = $4, consecutive_failures = $5, updated_at = $6 WHERE id = $7",
+                 last_error_kind = $4, consecutive_failures = $5, updated_at = $6, \
+                 last_checked_at = $6 WHERE id = $7",
             )
             .bind(flag(s.is_show))
             .bind(s.not_show_reason.clone())
@@ -324,24 +330,6 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// Set `last_checked_at` of the links `ids` (one statement per 500 ids).
-    pub async fn mark_checked(&self, ids: &[i64], at_ms: i64) -> Result<()> {
-        for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> =
-                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "UPDATE links SET last_checked_at = $1 WHERE id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(at_ms);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(self.pool()).await?;
-        }
         Ok(())
     }
 }

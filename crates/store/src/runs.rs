@@ -158,7 +158,9 @@ impl Store {
                  redirects, attempts, elapsed_ms, error, change) VALUES {}",
                 values.join(", ")
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            // Not cached: the text depends on the row count, and a cache of such statements
+            // (up to 2,400 parameters each) would hold memory for nothing.
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
             for r in chunk {
                 q = q
                     .bind(run_id)
@@ -268,6 +270,17 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// How long each link took in the newest finished run (link id → milliseconds).
+    pub async fn last_durations(&self) -> Result<std::collections::HashMap<i64, i64>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT link_id, elapsed_ms FROM link_check_results WHERE run_id = \
+             (SELECT MAX(id) FROM link_check_runs WHERE state = 'finished')",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Keep the `keep` most recent runs and their results; delete the older ones.

@@ -32,15 +32,21 @@ pub async fn run(mut config: Config, args: Args) -> CliResult {
     tokio::spawn(on_signal(shutdown.clone()));
     let mut registry = celeriac_worker::Registry::new();
     celeriac_worker::handlers::register_all(&mut registry);
-    let broker = crate::output::broker(&config).await?;
-    celeriac_worker::handlers::links::register(
-        &mut registry,
-        celeriac_worker::handlers::links::Context::new(
-            config.database_url.clone(),
-            broker,
-            config.links.clone(),
-        ),
-    );
+    let links = std::sync::Arc::new(celeriac_worker::handlers::links::Context::new(
+        config.database_url.clone(),
+        crate::output::broker(&config).await?,
+        config.links.clone(),
+    ));
+    // Migrations run at start; a database that is down only delays links.check jobs (they
+    // retry), never the worker's other kinds.
+    if let Err(e) = links.open().await {
+        tracing::warn!(
+            database = %celeriac_core::config::redact_url(&config.database_url),
+            error = %e,
+            "the domain database is not available; links.check jobs will retry until it is"
+        );
+    }
+    celeriac_worker::handlers::links::register(&mut registry, links);
     if let Some(dir) = std::env::var_os("CELERIAC_DRILL_LEDGER") {
         tracing::warn!(ledger = ?dir, "drill kinds enabled (drill.record, drill.abort): for fault-injection runs only");
         celeriac_worker::handlers::register_drills(&mut registry, dir.into())

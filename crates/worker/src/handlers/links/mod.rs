@@ -94,6 +94,12 @@ impl Context {
         }
     }
 
+    /// Open the database and apply its migrations now (a worker does this at start); on
+    /// failure the first job tries again.
+    pub async fn open(&self) -> Result<(), String> {
+        self.store().await.map(|_| ())
+    }
+
     async fn store(&self) -> Result<&Store, String> {
         self.store
             .get_or_try_init(|| Store::open(&self.database_url))
@@ -103,8 +109,7 @@ impl Context {
 }
 
 /// Register `links.check`.
-pub fn register(registry: &mut Registry, context: Context) -> &mut Registry {
-    let context = Arc::new(context);
+pub fn register(registry: &mut Registry, context: Arc<Context>) -> &mut Registry {
     registry.register_typed::<CheckLinks, _, _>(move |payload, job| {
         let context = context.clone();
         async move { handle(&context, payload, job).await }
@@ -282,7 +287,6 @@ impl Run<'_> {
         let mut hidden = Vec::new();
         let mut shown = Vec::new();
         let mut pending = Pending::default();
-        let mut checked_ids = Vec::new();
 
         let (whitelisted, to_check): (Vec<Link>, Vec<Link>) = links
             .into_iter()
@@ -298,7 +302,9 @@ impl Run<'_> {
         }
 
         let total = to_check.len();
-        let groups = group_by_url(to_check);
+        // Links that were slow last time go first, so they do not stretch the end of the run.
+        let durations = self.store.last_durations().await.unwrap_or_default();
+        let groups = group_by_url(to_check, &durations);
         counts.fetches = groups.len() as i64;
         let fetcher = Fetcher::new(self.config)?;
         let fetcher = &fetcher;
@@ -329,11 +335,15 @@ impl Run<'_> {
                 match result.change.as_deref() {
                     Some("hidden") => {
                         counts.to_not_show += 1;
-                        hidden.push(link.name.clone());
+                        if hidden.len() < NAMES_IN_RESULT {
+                            hidden.push(link.name.clone());
+                        }
                     }
                     Some("shown") => {
                         counts.to_show += 1;
-                        shown.push(link.name.clone());
+                        if shown.len() < NAMES_IN_RESULT {
+                            shown.push(link.name.clone());
+                        }
                     }
                     _ => {}
                 }
@@ -341,7 +351,6 @@ impl Run<'_> {
                     pending.states.push(state);
                 }
                 pending.results.push(result);
-                checked_ids.push(link.id);
                 done += 1;
             }
             if pending.results.len() >= WRITE_BATCH {
@@ -355,11 +364,6 @@ impl Run<'_> {
             });
         }
         self.flush(run_id, &mut pending).await?;
-        self.store
-            .mark_checked(&checked_ids, celeriac_core::time::now_ms() as i64)
-            .await
-            .map_err(|e| e.to_string())?;
-        hidden.truncate(NAMES_IN_RESULT);
         shown.truncate(NAMES_IN_RESULT);
         Ok(Summary {
             counts,
@@ -426,8 +430,10 @@ fn decide(link: &Link, report: &Report) -> (Option<LinkState>, LinkResult) {
 }
 
 /// Links grouped by URL (a URL is fetched once per run however many links share it), ordered
-/// round-robin across hosts so that one host's many links do not hold every request slot.
-fn group_by_url(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
+/// round-robin across hosts so that one host's many links do not hold every request slot, and
+/// on each host slowest first by the previous run's durations (links without one first): a
+/// slow link started last would stretch the whole run.
+fn group_by_url(links: Vec<Link>, durations: &HashMap<i64, i64>) -> Vec<(String, Vec<Link>)> {
     let mut by_url: HashMap<String, Vec<Link>> = HashMap::new();
     let mut order = Vec::new();
     for link in links {
@@ -440,8 +446,17 @@ fn group_by_url(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
             })
             .push(link);
     }
+    let cost = |url: &String| {
+        by_url[url]
+            .iter()
+            .map(|l| durations.get(&l.id).copied().unwrap_or(i64::MAX))
+            .max()
+            .unwrap_or(i64::MAX)
+    };
+    let mut order: Vec<(i64, String)> = order.into_iter().map(|u| (cost(&u), u)).collect();
+    order.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost)); // stable: file order within a cost
     let mut by_host: BTreeMap<String, VecDeque<String>> = BTreeMap::new();
-    for url in order {
+    for (_, url) in order {
         let host = reqwest::Url::parse(&url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_string))
@@ -533,7 +548,7 @@ mod tests {
             link(3, "a1-again", "https://a.example/1", true),
             link(4, "b1", "https://b.example/1", true),
         ];
-        let groups = group_by_url(links);
+        let groups = group_by_url(links.clone(), &HashMap::new());
         let urls: Vec<&str> = groups.iter().map(|(u, _)| u.as_str()).collect();
         assert_eq!(
             urls,
@@ -544,5 +559,17 @@ mod tests {
             ]
         );
         assert_eq!(groups[0].1.len(), 2);
+        // Slow last time: first now.
+        let durations = HashMap::from([(1, 10), (2, 4000), (3, 10), (4, 50)]);
+        let groups = group_by_url(links, &durations);
+        let urls: Vec<&str> = groups.iter().map(|(u, _)| u.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://a.example/2",
+                "https://b.example/1",
+                "https://a.example/1"
+            ]
+        );
     }
 }
