@@ -193,8 +193,9 @@ async fn transport_failures_have_their_own_kinds() {
 async fn a_self_signed_certificate_is_refused() {
     let dir = std::env::temp_dir().join(format!("celeriac-tls-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ok = std::process::Command::new("openssl")
-        .args([
+    crate::tls::openssl(
+        &dir,
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -210,14 +211,7 @@ async fn a_self_signed_certificate_is_refused() {
             "/CN=localhost",
             "-addext",
             "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ])
-        .current_dir(&dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
+        ],
     );
     let port = free_port();
     let mut server = std::process::Command::new("openssl")
