@@ -426,6 +426,42 @@ async fn one_run_at_a_time() {
 }
 
 #[tokio::test]
+async fn a_run_cut_off_releases_the_lock_at_once() {
+    let db = TestDb::sqlite();
+    let s = TestServer::start().await;
+    let h = Harness::new(&db, config()).await;
+    h.add("slow", &s.url("/wait/10000")).await;
+    let broker = celeriac_core::Broker::from_config(&h.config).await.unwrap();
+    let handler = h.registry.get(links::KIND).unwrap();
+    let mut run = handler.handle(h.job("cut", json!({})));
+    // Drive the run until it holds the lock, then drop it, as a job timeout or a lost lease
+    // does.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            outcome = &mut run => panic!("the run ended early: {outcome:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        if broker.lock_owner(links::LOCK).await.unwrap().is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never took the lock"
+        );
+    }
+    drop(run);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while broker.lock_owner(links::LOCK).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lock was not released (it would wait for its 60 s lease)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn bad_payloads_are_discarded_with_the_reason() {
     let db = TestDb::sqlite();
     let h = Harness::new(&db, config()).await;

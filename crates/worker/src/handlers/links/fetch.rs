@@ -453,17 +453,45 @@ fn location(base: &Url, response: &reqwest::Response) -> Option<Result<Url, Stri
     )
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare on 429/503 and is ignored).
+/// `Retry-After`: seconds, or an HTTP date (the time left until then; none if it has passed).
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
+    let value = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+        .ok()?;
+    parse_retry_after(value, chrono::Utc::now())
+}
+
+fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&chrono::Utc) - now).to_std().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T08:49:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 08:00:00 GMT", now),
+            None
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 }
 
 /// Name a client error. reqwest reports TLS failures, refused connections and resets all as

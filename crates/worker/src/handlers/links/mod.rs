@@ -149,6 +149,11 @@ async fn handle(context: &Context, payload: CheckLinks, job: Job) -> Outcome {
         }
         Err(e) => return Outcome::Retry(format!("cannot take the links.check lock: {e}")),
     }
+    let held = HeldLock {
+        broker: context.broker.clone(),
+        owner: owner.clone(),
+        released: false,
+    };
     let mut whitelist: HashSet<String> = payload.whitelist.iter().cloned().collect();
     whitelist.extend(context.config.whitelist.iter().cloned());
     let run = Run {
@@ -167,10 +172,40 @@ async fn handle(context: &Context, payload: CheckLinks, job: Job) -> Outcome {
         },
         lost = keep_lock(&context.broker, &owner) => Outcome::Retry(lost),
     };
-    if let Err(e) = context.broker.unlock(LOCK, &owner).await {
-        warn!(error = %e, "could not release the links.check lock; it expires within {}s", LOCK_TTL.as_secs());
-    }
+    held.release().await;
     outcome
+}
+
+/// The run's hold on the lock. Released when the run ends; if the handler is dropped instead
+/// (job timeout, lease lost, shutdown), released from a background task, so the next run does
+/// not wait for the lease to expire.
+struct HeldLock {
+    broker: Broker,
+    owner: String,
+    released: bool,
+}
+
+impl HeldLock {
+    async fn release(mut self) {
+        if let Err(e) = self.broker.unlock(LOCK, &self.owner).await {
+            warn!(error = %e, "could not release the links.check lock; it expires within {}s", LOCK_TTL.as_secs());
+        }
+        self.released = true;
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let (broker, owner) = (self.broker.clone(), std::mem::take(&mut self.owner));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = broker.unlock(LOCK, &owner).await;
+            });
+        }
+    }
 }
 
 /// Renew the lock until it is lost; returns why.
