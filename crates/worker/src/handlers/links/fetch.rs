@@ -472,28 +472,6 @@ fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<
     (at.with_timezone(&chrono::Utc) - now).to_std().ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_takes_seconds_and_http_dates() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T08:49:30Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Sun, 22 Nov 2026 08:49:37 GMT", now),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 22 Nov 2026 08:00:00 GMT", now),
-            None
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
-}
-
 /// Name a client error. reqwest reports TLS failures, refused connections and resets all as
 /// connect/request errors, so the cause chain is inspected for the typed errors underneath
 /// (`rustls::Error`, `std::io::ErrorKind`) — never for message text.
@@ -549,4 +527,26 @@ fn classify(e: &reqwest::Error) -> (Failure, String) {
         Failure::Protocol
     });
     (failure, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T08:49:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 08:00:00 GMT", now),
+            None
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 }
