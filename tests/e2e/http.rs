@@ -21,13 +21,25 @@ pub const BACKLINK: &str = "https://celeriac.example";
 /// A running test server; stops when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     hits: Arc<Mutex<HashMap<String, u32>>>,
-    task: tokio::task::JoinHandle<()>,
+    load: Arc<Load>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Requests being answered now, the most at once, and when each began.
+#[derive(Default)]
+struct Load {
+    now: std::sync::atomic::AtomicU32,
+    most: std::sync::atomic::AtomicU32,
+    starts: Mutex<Vec<std::time::Instant>>,
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.task.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -39,24 +51,60 @@ impl TestServer {
 
     /// Start on `addr`.
     pub async fn start_on(addr: &str) -> TestServer {
-        let listener = TcpListener::bind(addr).await.expect("bind test server");
-        let addr = listener.local_addr().expect("local addr");
+        Self::start_on_all(&[addr]).await
+    }
+
+    /// One server (one set of counters) listening on every address of `addrs`: several hosts.
+    pub async fn start_on_all(addrs: &[&str]) -> TestServer {
         let hits: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-        let h = hits.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let h = h.clone();
-                tokio::spawn(async move {
-                    let _ = serve(stream, addr, h).await;
-                });
-            }
-        });
-        TestServer { addr, hits, task }
+        let load: Arc<Load> = Arc::default();
+        let mut bound = Vec::new();
+        let mut tasks = Vec::new();
+        for addr in addrs {
+            let listener = TcpListener::bind(addr).await.expect("bind test server");
+            let addr = listener.local_addr().expect("local addr");
+            bound.push(addr);
+            let (h, l) = (hits.clone(), load.clone());
+            tasks.push(tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let (h, l) = (h.clone(), l.clone());
+                    tokio::spawn(async move {
+                        let _ = serve(stream, addr, h, l).await;
+                    });
+                }
+            }));
+        }
+        TestServer {
+            addr: bound[0],
+            addrs: bound,
+            hits,
+            load,
+            tasks,
+        }
+    }
+
+    /// `http://ADDRESS{path}` on the `n`th address.
+    pub fn url_on(&self, n: usize, path: &str) -> String {
+        format!("http://{}{path}", self.addrs[n])
     }
 
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The most requests this server was answering at once.
+    pub fn most_at_once(&self) -> u32 {
+        self.load.most.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// When each request arrived, in order.
+    pub fn request_starts(&self) -> Vec<std::time::Instant> {
+        self.load
+            .starts
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// Requests `path` received (any method).
@@ -68,10 +116,32 @@ impl TestServer {
     }
 }
 
+/// One request being answered: counted in [`Load`] from its headers to its end.
+struct InFlight(Arc<Load>);
+
+impl InFlight {
+    fn enter(load: Arc<Load>) -> InFlight {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = load.now.fetch_add(1, SeqCst) + 1;
+        load.most.fetch_max(now, SeqCst);
+        if let Ok(mut s) = load.starts.lock() {
+            s.push(std::time::Instant::now());
+        }
+        InFlight(load)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 async fn serve(
     mut stream: TcpStream,
     addr: SocketAddr,
     hits: Arc<Mutex<HashMap<String, u32>>>,
+    load: Arc<Load>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -82,6 +152,7 @@ async fn serve(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+    let _in_flight = InFlight::enter(load);
     let head = String::from_utf8_lossy(&buf);
     let mut parts = head.split_whitespace();
     let method = parts.next().unwrap_or("").to_string();

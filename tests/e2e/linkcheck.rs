@@ -385,6 +385,61 @@ async fn a_run_hides_shows_and_skips_on_postgres() {
     a_run_hides_shows_and_skips("postgres").await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_capped_globally_and_per_host_with_spacing() {
+    // (global cap, per-host cap) → the most requests in flight at once over four hosts.
+    for (concurrency, per_host, expected) in [(1, 1, 1), (3, 3, 3), (3, 1, 3), (8, 1, 4)] {
+        let hosts = ["127.0.0.1:0", "127.0.0.2:0", "127.0.0.3:0", "127.0.0.4:0"];
+        let server = TestServer::start_on_all(&hosts).await;
+        let db = TestDb::sqlite();
+        let mut c = config();
+        c.concurrency = concurrency;
+        c.per_host = per_host;
+        let h = Harness::new(&db, c).await;
+        for i in 0..16 {
+            let url = server.url_on(i % 4, &format!("/wait/100?{i}"));
+            h.add(&format!("l{i}"), &url).await;
+        }
+        let r = h.run(json!({})).await;
+        assert_eq!(r["ok"], 16, "{r}");
+        assert_eq!(
+            server.most_at_once(),
+            expected,
+            "concurrency {concurrency}, per host {per_host}"
+        );
+    }
+    let one_host = TestServer::start().await;
+    let db = TestDb::sqlite();
+    let mut c = config();
+    c.concurrency = 8;
+    c.per_host = 2;
+    let h = Harness::new(&db, c).await;
+    for i in 0..10 {
+        h.add(&format!("l{i}"), &one_host.url(&format!("/wait/100?{i}")))
+            .await;
+    }
+    h.run(json!({})).await;
+    assert_eq!(one_host.most_at_once(), 2, "the per-host cap");
+
+    // Spacing: starts on one host at least host_interval apart.
+    let mut c = config();
+    c.host_interval = Duration::from_millis(100);
+    let spaced = TestServer::start().await;
+    let db = TestDb::sqlite();
+    let h = Harness::new(&db, c).await;
+    for i in 0..5 {
+        h.add(&format!("s{i}"), &spaced.url(&format!("/ok?{i}")))
+            .await;
+    }
+    h.run(json!({})).await;
+    let starts = spaced.request_starts();
+    assert_eq!(starts.len(), 5, "HEAD answered 200: one request per link");
+    for pair in starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(95), "requests {gap:?} apart");
+    }
+}
+
 #[tokio::test]
 async fn a_run_with_no_links_returns_zeros() {
     let db = TestDb::sqlite();
