@@ -220,3 +220,37 @@ fn bad_schedules_stop_cron_at_start_with_name_and_reason() {
         assert!(stderr.contains(name) || reason == "sometimes", "{stderr}");
     }
 }
+
+#[test]
+fn the_shipped_configuration_schedules_the_link_check() {
+    // The Env's config sets no schedules, so the built-in ones apply, as with
+    // config/default.toml: `celeriac cron` must accept them.
+    let env = Env::new("");
+    let list: serde_json::Value =
+        serde_json::from_str(&env.ok(&["cron", "list", "--json"])).expect("cron list JSON");
+    let links = list
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "links-check"))
+        .unwrap_or_else(|| panic!("no links-check schedule: {list}"));
+    assert_eq!(links["kind"], "links.check");
+    assert_eq!(links["schedule"], "0 4 * * *");
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_celeriac"))
+        .arg("--config")
+        .arg(&shipped)
+        .args([
+            "--redis-url",
+            &crate::support::redis_url(),
+            "--prefix",
+            &env.prefix,
+        ])
+        .args(["cron", "list"])
+        .output()
+        .expect("run celeriac");
+    assert!(
+        out.status.success(),
+        "cron list with config/default.toml: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

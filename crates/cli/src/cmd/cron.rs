@@ -72,9 +72,7 @@ struct Tick {
 }
 
 fn known_kinds() -> Vec<String> {
-    let mut registry = celeriac_worker::Registry::new();
-    celeriac_worker::handlers::register_all(&mut registry);
-    registry.kinds()
+    celeriac_worker::handlers::shipped_kinds()
 }
 
 pub async fn run(config: Config, args: Args) -> CliResult {

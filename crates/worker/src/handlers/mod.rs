@@ -15,6 +15,17 @@ pub mod links;
 
 use crate::handler::Registry;
 
+/// Every kind a `celeriac worker` runs: the built-in kinds and the domain kinds registered with
+/// their context (what `celeriac cron` accepts in a schedule).
+pub fn shipped_kinds() -> Vec<String> {
+    let mut registry = Registry::new();
+    register_all(&mut registry);
+    let mut kinds = registry.kinds();
+    kinds.push(links::KIND.to_string());
+    kinds.sort();
+    kinds
+}
+
 /// A registry with every shipped handler.
 pub fn register_all(registry: &mut Registry) -> &mut Registry {
     builtin::register(registry)
