@@ -92,6 +92,11 @@ async fn deadlines_cut_off_silent_and_dripping_servers() {
     let r = f.check(&s.url("/drip"), Some(&literal())).await;
     assert_eq!((r.failure, r.status), (Some(Failure::Timeout), Some(200)));
     assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
+    // Without a backlink to look for: a HEAD that times out is not followed by a GET (the
+    // deadline covers the whole attempt).
+    let r = f.check(&s.url("/slow"), None).await;
+    assert_eq!(r.failure, Some(Failure::Timeout));
+    assert_eq!(s.hits("/slow"), 2, "one GET above, then one HEAD and no GET");
 }
 
 #[tokio::test]
@@ -165,6 +170,15 @@ async fn bodies_are_capped_and_decoded_lossily() {
         .check(&s.url("/late"), Some(&literal()))
         .await;
     assert_eq!(r.failure, Some(Failure::BodyTooLarge));
+
+    // A page exactly as long as the cap is read whole: no backlink, not "too large".
+    let mut exact = config();
+    exact.max_body_bytes = "<html>no links here</html>".len();
+    let r = Fetcher::new(&exact)
+        .unwrap()
+        .check(&s.url("/plain"), Some(&literal()))
+        .await;
+    assert_eq!(r.failure, Some(Failure::NoBacklink));
 
     let r = f.check(&s.url("/gbk"), Some(&literal())).await;
     assert_eq!(r.failure, None);

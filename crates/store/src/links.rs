@@ -228,13 +228,15 @@ impl Store {
         row.as_ref().map(link_from_row).transpose()
     }
 
-    /// Every link, by name.
+    /// Every link, by name (byte order, the same on every backend).
     pub async fn list_links(&self) -> Result<Vec<Link>> {
-        let sql = format!("SELECT {LINK_COLUMNS} FROM links ORDER BY name");
+        let sql = format!("SELECT {LINK_COLUMNS} FROM links");
         let rows = sqlx::query(AssertSqlSafe(sql))
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(link_from_row).collect()
+        let mut links = rows.iter().map(link_from_row).collect::<Result<Vec<_>>>()?;
+        links.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(links)
     }
 
     /// Active links, by id (what a check run reads).
@@ -262,7 +264,13 @@ impl Store {
             l.validate()?;
         }
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        // Reads, then writes: on SQLite the transaction takes the write lock up front, or a
+        // worker committing in between would fail it at once (WAL's busy snapshot) instead of
+        // making it wait.
+        let mut tx = match self.backend() {
+            crate::Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            crate::Backend::Postgres => self.pool().begin().await?,
+        };
         let mut summary = ImportSummary::default();
         for l in links {
             let name = l.name.trim().to_string();

@@ -235,7 +235,7 @@ impl Store {
         row.as_ref().map(run_from_row).transpose()
     }
 
-    /// The results of run `run_id` by link name; only the failed ones and the changes when
+    /// The results of run `run_id` by link name (byte order); only the failed ones and the changes when
     /// `problems_only`.
     pub async fn results(&self, run_id: i64, problems_only: bool) -> Result<Vec<LinkResult>> {
         let filter = if problems_only {
@@ -245,13 +245,14 @@ impl Store {
         };
         let sql = format!(
             "SELECT link_id, name, url, outcome, status, final_url, redirects, attempts, elapsed_ms, \
-             error, change FROM link_check_results WHERE run_id = $1{filter} ORDER BY name"
+             error, change FROM link_check_results WHERE run_id = $1{filter}"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(run_id)
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
+        let mut results = rows
+            .iter()
             .map(|row| {
                 Ok(LinkResult {
                     link_id: row.try_get("link_id")?,
@@ -269,7 +270,10 @@ impl Store {
                     change: row.try_get("change")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // Byte order, the same on every backend.
+        results.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(results)
     }
 
     /// How long each link took in the newest finished run (link id → milliseconds).

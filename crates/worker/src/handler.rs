@@ -81,6 +81,13 @@ impl Progress {
     pub(crate) fn take(&self) -> Option<String> {
         self.latest.lock().ok().and_then(|mut l| l.take())
     }
+
+    /// Put back a value the heartbeat could not send, unless a newer one was set meanwhile.
+    pub(crate) fn restore(&self, value: String) {
+        if let Ok(mut latest) = self.latest.lock() {
+            latest.get_or_insert(value);
+        }
+    }
 }
 
 impl Job {

@@ -111,7 +111,17 @@ async fn renew(shared: &Shared) {
                     }
                 }
                 Err(e) => {
-                    error!(queue = %queue, error = %e, "lease renewal failed; retrying at the next heartbeat")
+                    error!(queue = %queue, error = %e, "lease renewal failed; retrying at the next heartbeat");
+                    // Progress not stored goes back, to be sent with the next renewal.
+                    if let Ok(leases) = shared.leases.lock() {
+                        for r in chunk {
+                            if let (Some(lease), Some(p)) =
+                                (leases.get(&(queue.clone(), r.id.clone())), &r.progress)
+                            {
+                                lease.progress.restore(p.clone());
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -65,8 +65,20 @@ impl<'a> Search<'a> {
     pub fn feed(&mut self, chunk: &[u8]) -> bool {
         if self.decoder.is_none() {
             self.head.extend_from_slice(chunk);
-            if self.head.len() < SNIFF_BYTES {
-                return false;
+            let labelled = self
+                .content_type
+                .as_deref()
+                .and_then(charset_param)
+                .is_some();
+            if self.head.len() < SNIFF_BYTES && !labelled {
+                // The encoding is not known yet; an ASCII backlink can already be seen in the
+                // raw bytes (a page that drips its first kilobyte still passes).
+                return match self.backlink {
+                    Backlink::Literal(s) if s.is_ascii() && !s.is_empty() => {
+                        self.head.windows(s.len()).any(|w| w == s.as_bytes())
+                    }
+                    _ => false,
+                };
             }
             let head = std::mem::take(&mut self.head);
             return self.start_and_feed(&head, false);
@@ -203,6 +215,22 @@ mod tests {
             Some("text/html; charset=utf-8"),
             &[&gbk]
         ));
+    }
+
+    #[test]
+    fn a_short_head_is_searched_before_the_encoding_is_known() {
+        let b = Backlink::Literal("https://celeriac.example".into());
+        let mut s = Search::new(&b, Some("text/html"));
+        assert!(!s.feed(b"<a href=\"https://celer"));
+        assert!(
+            s.feed(b"iac.example/\">us</a>"),
+            "found in 40 bytes, before 1 KiB arrived"
+        );
+        let mut s = Search::new(&b, Some("text/html; charset=utf-8"));
+        assert!(
+            s.feed(b"<a href=\"https://celeriac.example/\">"),
+            "labelled: decoded at once"
+        );
     }
 
     #[test]

@@ -148,8 +148,15 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// A client with the run's settings.
+    /// A client with the run's settings, keeping idle connections for reuse.
     pub fn new(config: &LinksConfig) -> Result<Fetcher, String> {
+        Self::with_reuse(config, true)
+    }
+
+    /// A client with the run's settings. With `reuse_connections` an idle connection is kept
+    /// a few seconds for the next URL on its host; without (every URL on its own host, the
+    /// usual friend list) none is kept, so open sockets never exceed `links.concurrency`.
+    pub fn with_reuse(config: &LinksConfig, reuse_connections: bool) -> Result<Fetcher, String> {
         // rustls needs a process-wide crypto provider; Celeriac uses ring everywhere.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let guard = Arc::new(Guard::new(
@@ -163,8 +170,12 @@ impl Fetcher {
             .no_proxy()
             .dns_resolver(guard.clone())
             .connect_timeout(config.timeout)
-            .pool_max_idle_per_host(config.per_host)
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(if reuse_connections {
+                config.per_host
+            } else {
+                0
+            })
+            .pool_idle_timeout(Duration::from_secs(5))
             .https_only(false)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -237,27 +248,33 @@ impl Fetcher {
 
     /// One attempt: follow redirects, then read the body if a backlink is looked for.
     async fn attempt(&self, start: &Url, backlink: Option<&Backlink>) -> Attempt {
+        // One deadline for the whole attempt: it starts with the first request and covers
+        // DNS, connect, TLS, headers, redirects, the GET after a HEAD, and the body. Time spent
+        // waiting for a host slot is not counted.
+        let mut deadline = None;
         // HEAD when only the status matters; a HEAD answered with anything but 200 is asked
-        // again with GET (many servers refuse or mishandle HEAD).
+        // again with GET (many servers refuse or mishandle HEAD). A HEAD that got no answer
+        // at all (DNS, TLS, blocked, timeout, reset) is not: GET would fare the same.
         if backlink.is_none() {
-            let head = self.follow(start, Method::HEAD, None).await;
-            if head.status == Some(200) && head.failure.is_none() {
+            let head = self.follow(start, Method::HEAD, None, &mut deadline).await;
+            if head.status.is_none() || (head.status == Some(200) && head.failure.is_none()) {
                 return head;
             }
-            if head.status.is_none() && head.failure.is_some_and(|f| !f.transient()) {
-                return head; // DNS, TLS, blocked, …: GET would fail the same way
-            }
         }
-        self.follow(start, Method::GET, backlink).await
+        self.follow(start, Method::GET, backlink, &mut deadline)
+            .await
     }
 
-    async fn follow(&self, start: &Url, method: Method, backlink: Option<&Backlink>) -> Attempt {
+    async fn follow(
+        &self,
+        start: &Url,
+        method: Method,
+        backlink: Option<&Backlink>,
+        deadline: &mut Option<tokio::time::Instant>,
+    ) -> Attempt {
         let mut url = start.clone();
         let mut redirects = 0u32;
         let mut seen = vec![url.clone()];
-        // The deadline starts with the first request (waiting for a host slot is not counted)
-        // and covers everything after it: DNS, connect, TLS, headers, redirects and body.
-        let mut deadline = None;
         let timed_out = |redirects| {
             Attempt::failed(
                 Failure::Timeout,
@@ -270,9 +287,15 @@ impl Fetcher {
         };
         loop {
             let host = url.host_str().unwrap_or_default().to_string();
+            let waiting = tokio::time::Instant::now();
             let _slot = self.host_slot(&host).await;
-            let deadline =
-                *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.config.timeout);
+            let deadline = match deadline {
+                Some(d) => {
+                    *d += waiting.elapsed();
+                    *d
+                }
+                None => *deadline.insert(tokio::time::Instant::now() + self.config.timeout),
+            };
             match tokio::time::timeout_at(deadline, self.guard.check_host(&host)).await {
                 Err(_) => return timed_out(redirects),
                 Ok(Err(e)) => {
@@ -393,7 +416,7 @@ impl Fetcher {
             if search.feed(&chunk[..take]) {
                 return Ok(());
             }
-            if take < chunk.len() || read >= cap {
+            if take < chunk.len() {
                 return if search.finish() {
                     Ok(())
                 } else {

@@ -192,7 +192,8 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
         || (s[0] == 0x0064 && s[1] == 0xff9b)          // 64:ff9b::/96 NAT64 (embeds any v4)
         || (s[0] == 0x2002)                            // 6to4 (embeds any v4)
         || (s[0] == 0x2001 && s[1] == 0)               // Teredo
-        || s[..6] == [0, 0, 0, 0, 0, 0]; // IPv4-compatible ::a.b.c.d (deprecated)
+        || s[..6] == [0, 0, 0, 0, 0, 0]                // IPv4-compatible ::a.b.c.d (deprecated)
+        || (s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0); // ::ffff:0:a.b.c.d (SIIT)
     if private {
         Class::Private
     } else {
@@ -237,6 +238,8 @@ mod tests {
             "::ffff:169.254.169.254",
             "::ffff:10.0.0.1",
             "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:1",
+            "::ffff:0:7f00:1",
             "2002:7f00:1::",
             "2001:db8::1",
         ] {

@@ -341,63 +341,78 @@ impl Run<'_> {
         let durations = self.store.last_durations().await.unwrap_or_default();
         let groups = group_by_url(to_check, &durations);
         counts.fetches = groups.len() as i64;
-        let fetcher = Fetcher::new(self.config)?;
+        let fetcher = Fetcher::with_reuse(self.config, shares_hosts(&groups))?;
         let fetcher = &fetcher;
         let backlink = self.backlink;
-        let mut reports = futures_util::stream::iter(groups)
-            .map(|(url, links)| async move {
-                let report = fetcher.check(&url, backlink).await;
-                (links, report)
-            })
-            .buffer_unordered(self.config.concurrency);
 
-        let mut done = 0;
-        self.progress.set(&RunProgress {
-            run_id,
-            done,
-            total,
-            failed: 0,
-        });
-        while let Some((links, report)) = reports.next().await {
-            for link in links {
-                let (state, result) = decide(&link, &report);
-                counts.checked += 1;
-                if report.failure.is_some() {
-                    counts.failed += 1;
-                } else {
-                    counts.ok += 1;
+        // Checking and recording run side by side, so a slow database write never pauses the
+        // checks in flight (their deadlines would keep running).
+        let (results, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let check_all = async move {
+            let mut reports = futures_util::stream::iter(groups)
+                .map(|(url, links)| async move {
+                    let report = fetcher.check(&url, backlink).await;
+                    (links, report)
+                })
+                .buffer_unordered(self.config.concurrency);
+            while let Some(item) = reports.next().await {
+                if results.send(item).is_err() {
+                    break;
                 }
-                match result.change.as_deref() {
-                    Some("hidden") => {
-                        counts.to_not_show += 1;
-                        if hidden.len() < NAMES_IN_RESULT {
-                            hidden.push(link.name.clone());
-                        }
-                    }
-                    Some("shown") => {
-                        counts.to_show += 1;
-                        if shown.len() < NAMES_IN_RESULT {
-                            shown.push(link.name.clone());
-                        }
-                    }
-                    _ => {}
-                }
-                if let Some(state) = state {
-                    pending.states.push(state);
-                }
-                pending.results.push(result);
-                done += 1;
             }
-            if pending.results.len() >= WRITE_BATCH {
-                self.flush(run_id, &mut pending).await?;
-            }
+            Ok::<(), String>(())
+        };
+        let record_all = async {
+            let mut done = 0;
             self.progress.set(&RunProgress {
                 run_id,
                 done,
                 total,
-                failed: counts.failed,
+                failed: 0,
             });
-        }
+            while let Some((links, report)) = received.recv().await {
+                for link in links {
+                    let (state, result) = decide(&link, &report);
+                    counts.checked += 1;
+                    if report.failure.is_some() {
+                        counts.failed += 1;
+                    } else {
+                        counts.ok += 1;
+                    }
+                    match result.change.as_deref() {
+                        Some("hidden") => {
+                            counts.to_not_show += 1;
+                            if hidden.len() < NAMES_IN_RESULT {
+                                hidden.push(link.name.clone());
+                            }
+                        }
+                        Some("shown") => {
+                            counts.to_show += 1;
+                            if shown.len() < NAMES_IN_RESULT {
+                                shown.push(link.name.clone());
+                            }
+                        }
+                        _ => {}
+                    }
+                    if let Some(state) = state {
+                        pending.states.push(state);
+                    }
+                    pending.results.push(result);
+                    done += 1;
+                }
+                if pending.results.len() >= WRITE_BATCH {
+                    self.flush(run_id, &mut pending).await?;
+                }
+                self.progress.set(&RunProgress {
+                    run_id,
+                    done,
+                    total,
+                    failed: counts.failed,
+                });
+            }
+            Ok::<(), String>(())
+        };
+        tokio::try_join!(check_all, record_all)?;
         self.flush(run_id, &mut pending).await?;
         shown.truncate(NAMES_IN_RESULT);
         Ok(Summary {
@@ -464,6 +479,18 @@ fn decide(link: &Link, report: &Report) -> (Option<LinkState>, LinkResult) {
     ((after != before).then_some(after), result)
 }
 
+/// Whether some host has more than one URL (then idle connections are worth keeping).
+fn shares_hosts(groups: &[(String, Vec<Link>)]) -> bool {
+    let mut hosts = HashSet::new();
+    groups.iter().any(|(url, _)| {
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        !hosts.insert(host)
+    })
+}
+
 /// Links grouped by URL (a URL is fetched once per run however many links share it), ordered
 /// round-robin across hosts so that one host's many links do not hold every request slot, and
 /// on each host slowest first by the previous run's durations (links without one first): a
@@ -472,7 +499,10 @@ fn group_by_url(links: Vec<Link>, durations: &HashMap<i64, i64>) -> Vec<(String,
     let mut by_url: HashMap<String, Vec<Link>> = HashMap::new();
     let mut order = Vec::new();
     for link in links {
-        let url = link.url.trim().to_string();
+        // The parsed form: `https://A.example` and `https://a.example/` are one URL.
+        let url = reqwest::Url::parse(link.url.trim())
+            .map(String::from)
+            .unwrap_or_else(|_| link.url.trim().to_string());
         by_url
             .entry(url.clone())
             .or_insert_with(|| {
@@ -594,6 +624,15 @@ mod tests {
             ]
         );
         assert_eq!(groups[0].1.len(), 2);
+        // One URL however it is spelt.
+        let spelt = vec![
+            link(5, "x", "https://X.example", true),
+            link(6, "y", "https://x.example/", true),
+        ];
+        let groups = group_by_url(spelt, &HashMap::new());
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].0, "https://x.example/");
+        assert!(shares_hosts(&group_by_url(links.clone(), &HashMap::new())));
         // Slow last time: first now.
         let durations = HashMap::from([(1, 10), (2, 4000), (3, 10), (4, 50)]);
         let groups = group_by_url(links, &durations);
