@@ -96,7 +96,11 @@ async fn deadlines_cut_off_silent_and_dripping_servers() {
     // deadline covers the whole attempt).
     let r = f.check(&s.url("/slow"), None).await;
     assert_eq!(r.failure, Some(Failure::Timeout));
-    assert_eq!(s.hits("/slow"), 2, "one GET above, then one HEAD and no GET");
+    assert_eq!(
+        s.hits("/slow"),
+        2,
+        "one GET above, then one HEAD and no GET"
+    );
 }
 
 #[tokio::test]
