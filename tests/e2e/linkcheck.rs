@@ -124,6 +124,28 @@ async fn redirects_are_followed_counted_and_bounded() {
 }
 
 #[tokio::test]
+async fn waiting_for_a_host_slot_on_a_redirect_is_not_counted() {
+    // Requests to one host start 1.5 s apart; a link on host 1 redirects to host 0 just after
+    // host 0 was asked, so its second hop waits 1.5 s for its turn, longer than its 1 s
+    // deadline: the wait must not time it out.
+    let s = TestServer::start_on_all(&["127.0.0.1:0", "127.0.0.2:0"]).await;
+    let mut c = config();
+    c.host_interval = Duration::from_millis(1500);
+    c.retries = 0;
+    let f = Fetcher::new(&c).unwrap();
+    let first = f.check(&s.url_on(0, "/ok"), None).await;
+    assert_eq!(first.failure, None);
+    let to = s.url_on(0, "/ok");
+    let r = f.check(&s.url_on(1, &format!("/to?{to}")), None).await;
+    assert_eq!((r.failure, r.redirects), (None, 1), "{r:?}");
+    assert!(
+        r.elapsed > Duration::from_millis(1200),
+        "it waited longer than its 1 s deadline: {:?}",
+        r.elapsed
+    );
+}
+
+#[tokio::test]
 async fn the_guard_blocks_internal_addresses() {
     let s = TestServer::start().await;
     let mut c = config();
