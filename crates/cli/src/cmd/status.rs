@@ -14,7 +14,7 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 /// attempts. Exits 1 when there is no such job.
 ///
 /// With --wait, returns once the job is succeeded (exit 0), dead or cancelled (exit 1), or
-/// exits 1 when --timeout passes first.
+/// exits 1 when --timeout passes first; on a terminal the job's progress is shown meanwhile.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -37,13 +37,30 @@ pub struct Args {
 pub async fn run(config: Config, args: Args) -> CliResult {
     let inspector = inspector(&config).await?;
     let deadline = Instant::now() + args.timeout;
+    // While waiting on a terminal, the job's progress (if its handler reports one) is shown on
+    // stderr as it changes.
+    let live = args.wait && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut shown_progress: Option<serde_json::Value> = None;
     let job = loop {
         let job = inspector.job(&args.id).await?;
+        if live {
+            let progress = job.as_ref().and_then(|j| j.progress.clone());
+            if progress.is_some() && progress != shown_progress {
+                eprint!(
+                    "\rprogress: {}\x1b[K",
+                    progress.as_ref().map(|p| p.to_string()).unwrap_or_default()
+                );
+                shown_progress = progress;
+            }
+        }
         let finished = job
             .as_ref()
             .and_then(|j| j.state.parse::<JobState>().ok())
             .is_some_and(JobState::is_final);
         if !args.wait || finished {
+            if shown_progress.is_some() {
+                eprintln!();
+            }
             break job;
         }
         if Instant::now() >= deadline {
