@@ -865,6 +865,7 @@ mod tests {
             d.links.allow_private_networks
         );
         assert_eq!(c.links.keep_runs, d.links.keep_runs);
+        assert_eq!(c.links.hide_after_failures, d.links.hide_after_failures);
         assert_eq!(c.cron.schedules.len(), d.cron.schedules.len());
         let (a, b) = (&c.cron.schedules[0], &d.cron.schedules[0]);
         assert_eq!(
@@ -923,6 +924,10 @@ mod tests {
             ("database_url = \"mysql://x\"\n", "database_url"),
             ("[links]\nconcurrency = 0\n", "links.concurrency"),
             ("[links]\nper_host = 100\n", "links.per_host"),
+            (
+                "[links]\nhide_after_failures = 0\n",
+                "links.hide_after_failures",
+            ),
             ("[links]\ntimeout = \"0s\"\n", "links.timeout"),
             (
                 "[links]\nsite_link = \"(unclosed\"\nsite_link_regex = true\n",

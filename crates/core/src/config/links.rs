@@ -26,6 +26,8 @@ pub const DEFAULT_LINKS_RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
 /// User-Agent of every request.
 pub const DEFAULT_LINKS_USER_AGENT: &str =
     concat!("Celeriac-LinkCheck/", env!("CARGO_PKG_VERSION"));
+/// Failed checks in a row before a shown link is hidden.
+pub const DEFAULT_LINKS_HIDE_AFTER_FAILURES: u32 = 1;
 /// Check runs (with their per-link results) kept in the database.
 pub const DEFAULT_LINKS_KEEP_RUNS: i64 = 50;
 
@@ -70,6 +72,9 @@ pub struct LinksConfig {
     pub site_link_regex: bool,
     /// Names never checked (added to the job's own whitelist).
     pub whitelist: Vec<String>,
+    /// Failed checks in a row before a shown link is hidden (1: at the first failure, as the
+    /// job this one replaces did; 2 or 3 ride out a friend's short outage).
+    pub hide_after_failures: u32,
     /// Check runs kept in the database with their per-link results.
     pub keep_runs: i64,
 }
@@ -92,6 +97,7 @@ impl Default for LinksConfig {
             site_link: None,
             site_link_regex: false,
             whitelist: Vec::new(),
+            hide_after_failures: DEFAULT_LINKS_HIDE_AFTER_FAILURES,
             keep_runs: DEFAULT_LINKS_KEEP_RUNS,
         }
     }
@@ -143,6 +149,12 @@ impl LinksConfig {
                     return Err(("links.site_link", format!("not a valid regex: {e}")));
                 }
             }
+        }
+        if !(1..=100).contains(&self.hide_after_failures) {
+            return Err((
+                "links.hide_after_failures",
+                format!("must be 1 to 100, got {}", self.hide_after_failures),
+            ));
         }
         if self.keep_runs < 1 {
             return Err(("links.keep_runs", "must be at least 1".into()));

@@ -372,7 +372,7 @@ impl Run<'_> {
             });
             while let Some((links, report)) = received.recv().await {
                 for link in links {
-                    let (state, result) = decide(&link, &report);
+                    let (state, result) = decide(&link, &report, self.config.hide_after_failures);
                     counts.checked += 1;
                     if report.failure.is_some() {
                         counts.failed += 1;
@@ -438,7 +438,8 @@ impl Run<'_> {
 }
 
 /// The new state of `link` after `report` (`None` when nothing changed), and its result row.
-fn decide(link: &Link, report: &Report) -> (Option<LinkState>, LinkResult) {
+/// A shown link is hidden once it has failed `hide_after` checks in a row (1: at the first).
+fn decide(link: &Link, report: &Report, hide_after: u32) -> (Option<LinkState>, LinkResult) {
     let before = link.state();
     let mut after = before.clone();
     after.last_status = report.status;
@@ -456,11 +457,13 @@ fn decide(link: &Link, report: &Report) -> (Option<LinkState>, LinkResult) {
         Some(f) => {
             after.last_error_kind = f.as_str().into();
             after.consecutive_failures += 1;
-            if after.is_show {
+            if after.is_show && after.consecutive_failures >= i64::from(hide_after) {
                 after.is_show = false;
                 change = Some("hidden");
             }
-            after.not_show_reason = f.reason();
+            if !after.is_show {
+                after.not_show_reason = f.reason();
+            }
         }
     }
     let result = LinkResult {
@@ -580,18 +583,23 @@ mod tests {
         let (state, result) = decide(
             &shown,
             &report(Some(fetch::Failure::Status(404)), Some(404)),
+            1,
         );
         let state = state.unwrap();
         assert!(!state.is_show);
         assert_eq!(state.not_show_reason, "网页请求返回404");
         assert_eq!(result.change.as_deref(), Some("hidden"));
 
-        let (state, result) = decide(&shown, &report(Some(fetch::Failure::NoBacklink), Some(200)));
+        let (state, result) = decide(
+            &shown,
+            &report(Some(fetch::Failure::NoBacklink), Some(200)),
+            1,
+        );
         assert_eq!(state.unwrap().not_show_reason, "网站未设置本站外链");
         assert_eq!(result.outcome, "no_backlink");
 
         let hidden = link(2, "b", "https://b.example/", false);
-        let (state, result) = decide(&hidden, &report(None, Some(200)));
+        let (state, result) = decide(&hidden, &report(None, Some(200)), 1);
         let state = state.unwrap();
         assert!(state.is_show && state.not_show_reason.is_empty());
         assert_eq!(result.change.as_deref(), Some("shown"));
@@ -600,9 +608,28 @@ mod tests {
         let mut steady = link(3, "c", "https://c.example/", true);
         steady.last_status = Some(200);
         steady.last_error_kind = Some("ok".into());
-        let (state, result) = decide(&steady, &report(None, Some(200)));
+        let (state, result) = decide(&steady, &report(None, Some(200)), 1);
         assert!(state.is_none());
         assert_eq!(result.change, None);
+    }
+
+    #[test]
+    fn hide_after_failures_gives_links_a_grace() {
+        let mut l = link(1, "a", "https://a.example/", true);
+        let timeout = report(Some(fetch::Failure::Timeout), None);
+        let (state, result) = decide(&l, &timeout, 2);
+        let state = state.unwrap();
+        assert!(state.is_show, "one failure of two allowed: still shown");
+        assert_eq!(state.consecutive_failures, 1);
+        assert!(state.not_show_reason.is_empty());
+        assert_eq!(result.outcome, "timeout");
+        assert_eq!(result.change, None);
+        l.consecutive_failures = 1;
+        let (state, result) = decide(&l, &timeout, 2);
+        let state = state.unwrap();
+        assert!(!state.is_show);
+        assert_eq!(state.not_show_reason, "网页请求超时");
+        assert_eq!(result.change.as_deref(), Some("hidden"));
     }
 
     #[test]
