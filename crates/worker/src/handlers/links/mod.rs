@@ -120,18 +120,17 @@ async fn handle(context: &Context, payload: CheckLinks, job: Job) -> Outcome {
     let regex = payload
         .site_link_regex
         .unwrap_or(context.config.site_link_regex);
-    let backlink = match payload
+    let site_link = payload
         .site_link
-        .clone()
         .or(context.config.site_link.clone())
-    {
+        .filter(|s| !s.is_empty());
+    let backlink = match &site_link {
         None => None,
-        Some(s) if s.is_empty() => None,
-        Some(s) if regex => match regex::Regex::new(&s) {
+        Some(s) if regex => match regex::Regex::new(s) {
             Ok(r) => Some(Backlink::Regex(r)),
             Err(e) => return Outcome::Discard(format!("site_link is not a valid regex: {e}")),
         },
-        Some(s) => Some(Backlink::Literal(s)),
+        Some(s) => Some(Backlink::Literal(s.clone())),
     };
     let store = match context.store().await {
         Ok(s) => s,
@@ -160,7 +159,7 @@ async fn handle(context: &Context, payload: CheckLinks, job: Job) -> Outcome {
         store,
         config: &context.config,
         backlink: backlink.as_ref(),
-        site_link: payload.site_link.or(context.config.site_link.clone()),
+        site_link,
         whitelist,
         progress: &job.progress,
         job_id: &job.id,
