@@ -2,29 +2,63 @@
 -- KEYS[1] active, KEYS[2] pending, KEYS[3] retry, KEYS[4] scheduled, KEYS[5] succeeded,
 -- KEYS[6] dead, KEYS[7] wake, KEYS[8] stats
 -- ARGV[1] queue base, ARGV[2] succeeded max count, ARGV[3] dead max count,
+-- ARGV[4] deadline (Unix ms, Redis clock; later the call does nothing), ARGV[5] worker id,
 -- then groups of 5: id, fencing token, op, a, b where op is
 --   ok      a = result JSON ('' for none)
 --   retry   a = error, b = delay ms before the next attempt
 --   snooze  b = delay ms (the attempt is not counted)
 --   dead    a = error, b = reason
 --   release hand the job back at once (worker shutting down; the attempt is not counted)
--- Returns the ids whose outcome was rejected: the job is no longer active under that token
--- (its lease was taken back, or an operator cancelled it), so this worker's result is dropped.
-local base = ARGV[1]
+--   expired the worker stopped the handler because its lease passed unrenewed (cut off from
+--           Redis): hand the job back at once (the attempt is not counted)
+-- Returns { id, why, id, why, ... } for the outcomes not recorded, why being
+--   'gone'    the job is no longer active under that token: cancelled by an operator, taken
+--             back by the sweep, or deleted; this worker's result is dropped
+--   'cut_off' taken back by the sweep while this worker was cut off from Redis: the result is
+--             dropped, and the take-back no longer counts as a crash (see absolve in lib.lua)
+--   'already' this very outcome was recorded by an earlier try of the call (its answer was lost)
+local active_key, pending_key, retry_key, scheduled_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local succeeded_key, dead_key, wake_key, stats_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local base, succeeded_max, dead_max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local deadline, worker = ARGV[4], ARGV[5]
+local FIRST_GROUP = 6
 local now_ms, now_us = clock()
-local rejected, done, succ, dead = {}, {}, {}, {}
+check_deadline(deadline, now_ms)
+local refused, done, succ, dead = {}, {}, {}, {}
 local processed, failed = 0, 0
 local pushed = false
-for i = 4, #ARGV, 5 do
+
+local function refuse(id, why)
+  refused[#refused + 1] = id
+  refused[#refused + 1] = why
+end
+
+-- Back to the front of the queue, the attempt not counted.
+local function hand_back(jk, id)
+  redis.call('HSET', jk, 'state', 'pending')
+  redis.call('HINCRBY', jk, 'attempt', -1)
+  redis.call('RPUSH', pending_key, id)
+  pushed = true
+end
+
+for i = FIRST_GROUP, #ARGV, 5 do
   local id, token, op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local jk = base .. 'job:' .. id
   local f = redis.pcall('HMGET', jk, 'state', 'token', 'lost')
-  if f.err or f[1] ~= 'active' or f[2] ~= token then
-    rejected[#rejected + 1] = id
+  if f.err or not f[1] then
+    refuse(id, REFUSED_GONE)
+  elseif f[1] ~= 'active' or f[2] ~= token then
+    if absolve(jk, stats_key, token, worker, now_us) then
+      refuse(id, REFUSED_CUT_OFF)
+    elseif f[2] == token and f[1] ~= 'cancelled' then
+      refuse(id, REFUSED_ALREADY)
+    else
+      refuse(id, REFUSED_GONE)
+    end
   else
     done[#done + 1] = id
     -- This delivery finished without killing its worker: the job is no longer a suspect.
-    if f[3] and op ~= 'release' then redis.call('HDEL', jk, 'lost') end
+    if f[3] and op ~= 'release' and op ~= 'expired' then redis.call('HDEL', jk, 'lost', 'lost_tokens') end
     if op == 'ok' then
       if a ~= '' then
         redis.call('HSET', jk, 'state', 'succeeded', 'finished_us', now_us, 'result', a)
@@ -41,50 +75,50 @@ for i = 4, #ARGV, 5 do
         finished_us = now_us, outcome = op }
       if op == 'retry' or op == 'dead' then entry.error = a end
       if op == 'dead' then entry.reason = b end
+      if op == 'expired' then
+        entry.error = 'lease passed unrenewed on worker ' .. tostring(h[1]) .. ' (cut off from Redis): handler stopped, job handed back'
+      end
       hist_append(jk, h[4], entry)
       if op == 'retry' then
         redis.call('HSET', jk, 'state', 'retrying', 'error', a, 'finished_us', now_us)
-        redis.call('ZADD', KEYS[3], now_ms + tonumber(b), id)
+        redis.call('ZADD', retry_key, now_ms + tonumber(b), id)
         failed = failed + 1
       elseif op == 'snooze' then
         redis.call('HSET', jk, 'state', 'scheduled', 'finished_us', now_us)
         redis.call('HINCRBY', jk, 'attempt', -1)
-        redis.call('ZADD', KEYS[4], now_ms + tonumber(b), id)
+        redis.call('ZADD', scheduled_key, now_ms + tonumber(b), id)
       elseif op == 'dead' then
         redis.call('HSET', jk, 'state', 'dead', 'error', a, 'reason', b, 'finished_us', now_us)
         dead[#dead + 1] = now_ms
         dead[#dead + 1] = id
-        redis.call('HINCRBY', KEYS[8], 'dead:' .. b, 1)
+        redis.call('HINCRBY', stats_key, 'dead:' .. b, 1)
         failed = failed + 1
-      else -- release
-        redis.call('HSET', jk, 'state', 'pending')
-        redis.call('HINCRBY', jk, 'attempt', -1)
-        redis.call('RPUSH', KEYS[2], id)
-        pushed = true
+      else -- release, expired
+        hand_back(jk, id)
       end
     end
   end
 end
-if #done > 0 then redis.call('ZREM', KEYS[1], unpack(done)) end
+if #done > 0 then redis.call('ZREM', active_key, unpack(done)) end
 if #succ > 0 then
-  redis.call('ZADD', KEYS[5], unpack(succ))
-  trim_index(KEYS[5], base, tonumber(ARGV[2]), 1000)
+  redis.call('ZADD', succeeded_key, unpack(succ))
+  trim_index(succeeded_key, base, succeeded_max, 1000)
 end
 if #dead > 0 then
-  redis.call('ZADD', KEYS[6], unpack(dead))
-  trim_index(KEYS[6], base, tonumber(ARGV[3]), 1000)
+  redis.call('ZADD', dead_key, unpack(dead))
+  trim_index(dead_key, base, dead_max, 1000)
 end
 if processed + failed > 0 then
   local slot = base .. 'stats:' .. math.floor(now_ms / 10000)
   if processed > 0 then
-    redis.call('HINCRBY', KEYS[8], 'processed', processed)
+    redis.call('HINCRBY', stats_key, 'processed', processed)
     redis.call('HINCRBY', slot, 'processed', processed)
   end
   if failed > 0 then
-    redis.call('HINCRBY', KEYS[8], 'failed', failed)
+    redis.call('HINCRBY', stats_key, 'failed', failed)
     redis.call('HINCRBY', slot, 'failed', failed)
   end
   redis.call('EXPIRE', slot, 120)
 end
-if pushed then wake(KEYS[7]) end
-return rejected
+if pushed then wake(wake_key) end
+return refused

@@ -4,7 +4,9 @@
 -- job id is reused after its record was deleted)
 -- ARGV[1] queue base "P:{Q}:", ARGV[2] max jobs, ARGV[3] lease ms, ARGV[4] worker id,
 -- ARGV[5] envelope size cap in bytes (a larger envelope is not sent back, only its length),
--- ARGV[6] byte budget of the reply: the batch stops once the envelopes sent pass it
+-- ARGV[6] byte budget of the reply: the batch stops once the envelopes sent pass it,
+-- ARGV[7] deadline, Unix ms on the Redis clock: later than this the call does nothing (its
+-- caller stopped waiting; '' or 0 for none)
 -- Returns { now_ms, id, token, attempt, envelope, length, suspect, id, token, ... }
 --   token is the fencing token of this lease: acks and lease renewals must present it.
 --   suspect is 1 for a job that was on a worker that died: it is always leased alone (the
@@ -13,15 +15,16 @@
 -- Ids whose record is in another known state (cancelled meanwhile, pushed twice) are dropped;
 -- ids with no record, no state or a state no Celeriac writes become dead with reason
 -- schema_error.
-local base = ARGV[1]
+local pending_key, active_key, wake_key, dead_key, tokens_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local base, max_jobs, lease_ms, worker = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local cap, budget, deadline = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local now_ms, now_us = clock()
+check_deadline(deadline, now_ms)
 local out = { now_ms }
-local ids = redis.call('RPOP', KEYS[1], tonumber(ARGV[2]))
+local ids = redis.call('RPOP', pending_key, max_jobs)
 if not ids then return out end
-local deadline = now_ms + tonumber(ARGV[3])
-local cap = tonumber(ARGV[5])
-local next_token = redis.call('INCRBY', KEYS[5], #ids) - #ids
-local budget = tonumber(ARGV[6])
+local lease_until = now_ms + lease_ms
+local next_token = redis.call('INCRBY', tokens_key, #ids) - #ids
 local sent = 0
 local lease = {}
 local stop_at = nil
@@ -40,8 +43,8 @@ for i, id in ipairs(ids) do
     local token = next_token
     local attempt = (tonumber(f[3]) or 0) + 1
     redis.call('HSET', jk, 'state', 'active', 'token', token, 'attempt', attempt,
-      'worker', ARGV[4], 'started_us', now_us)
-    lease[#lease + 1] = deadline
+      'worker', worker, 'started_us', now_us)
+    lease[#lease + 1] = lease_until
     lease[#lease + 1] = id
     local msg = f[4] or ''
     local len = #msg
@@ -59,18 +62,18 @@ for i, id in ipairs(ids) do
     end
   elseif not f[1] then
     if f[4] then
-      bury_orphan(base, KEYS[4], id, now_ms, now_us, 'job record has no `state` field (see docs/wire-format.md)')
+      bury_orphan(base, dead_key, id, now_ms, now_us, 'job record has no `state` field (see docs/wire-format.md)')
     else
-      bury_orphan(base, KEYS[4], id, now_ms, now_us, 'no job record for this id: the pending list holds job ids, and ' .. jk .. ' must hold the envelope (see docs/wire-format.md)')
+      bury_orphan(base, dead_key, id, now_ms, now_us, 'no job record for this id: the pending list holds job ids, and ' .. jk .. ' must hold the envelope (see docs/wire-format.md)')
     end
   elseif not KNOWN_STATE[f[1]] then
-    bury_orphan(base, KEYS[4], id, now_ms, now_us, 'job record has state ' .. string.format('%q', f[1]) .. '; a producer writes "pending" (or "scheduled" with a run-at) (see docs/wire-format.md)')
+    bury_orphan(base, dead_key, id, now_ms, now_us, 'job record has state ' .. string.format('%q', f[1]) .. '; a producer writes "pending" (or "scheduled" with a run-at) (see docs/wire-format.md)')
   end
 end
 -- Ids popped but not handled go back to the front of the queue, in their order.
 if stop_at then
-  for j = #ids, stop_at, -1 do redis.call('RPUSH', KEYS[1], ids[j]) end
+  for j = #ids, stop_at, -1 do redis.call('RPUSH', pending_key, ids[j]) end
 end
-if #lease > 0 then redis.call('ZADD', KEYS[2], unpack(lease)) end
-if redis.call('LLEN', KEYS[1]) > 0 then wake(KEYS[3]) end
+if #lease > 0 then redis.call('ZADD', active_key, unpack(lease)) end
+if redis.call('LLEN', pending_key) > 0 then wake(wake_key) end
 return out

@@ -60,3 +60,48 @@ local function wake(wake_key)
   redis.call('LTRIM', wake_key, 0, 0)
 end
 
+
+-- Refuse a call that reached Redis after its caller stopped waiting for the answer (ADR 0009):
+-- a worker's request held up by a partition must not lease, renew, sweep or finish anything
+-- once the worker has given up on it. `deadline` is Unix ms on the Redis clock ('' or 0: none).
+-- Call it first, before any write.
+local function check_deadline(deadline, now_ms)
+  local d = tonumber(deadline) or 0
+  if d > 0 and now_ms > d then
+    error({ err = 'LATE request reached Redis ' .. (now_ms - d) .. ' ms after its deadline; nothing was done' })
+  end
+end
+
+-- Fencing tokens of the deliveries the sweep took back, newest last: `lost_tokens` holds at
+-- most this many, space-separated.
+local LOST_TOKENS_KEPT = 8
+
+-- A delivery the sweep took back (its token is in `lost_tokens`) has just renewed or reported:
+-- its worker was alive, cut off from Redis, not crashed. The take-back then does not count:
+-- `lost` (deliveries without finishing, the max_deliveries count and the crash-suspect mark)
+-- goes down by one, and the history says so. Returns true if the token was a lost one.
+local function absolve(jk, stats_key, token, worker, now_us)
+  local f = redis.call('HMGET', jk, 'lost_tokens', 'lost', 'hist')
+  if not f[1] then return false end
+  local kept, found = {}, false
+  for t in string.gmatch(f[1], '%S+') do
+    if t == token and not found then found = true else kept[#kept + 1] = t end
+  end
+  if not found then return false end
+  if #kept > 0 then
+    redis.call('HSET', jk, 'lost_tokens', table.concat(kept, ' '))
+  else
+    redis.call('HDEL', jk, 'lost_tokens')
+  end
+  local lost = (tonumber(f[2]) or 0) - 1
+  if lost > 0 then redis.call('HSET', jk, 'lost', lost) else redis.call('HDEL', jk, 'lost') end
+  hist_append(jk, f[3], { worker = worker, finished_us = now_us, outcome = 'cut_off',
+    error = 'worker ' .. worker .. ' was cut off from Redis, not dead: the take-back of its delivery does not count towards max_deliveries' })
+  redis.call('HINCRBY', stats_key, 'cut_off', 1)
+  return true
+end
+
+-- Why an outcome or a renewal was refused (see `refused` in ack.lua and extend.lua).
+local REFUSED_GONE = 'gone'       -- cancelled, taken back by the sweep, or deleted
+local REFUSED_CUT_OFF = 'cut_off' -- taken back while its worker was cut off (absolved)
+local REFUSED_ALREADY = 'already' -- this outcome was recorded by an earlier try of the call

@@ -1,38 +1,49 @@
--- recover: take back jobs whose lease expired (their worker died or froze).
+-- recover: take back jobs whose lease expired (their worker died, froze, or was cut off).
 -- KEYS[1] active, KEYS[2] pending, KEYS[3] dead, KEYS[4] wake, KEYS[5] stats
 -- ARGV[1] queue base, ARGV[2] deliveries without finishing before the job is dead,
--- ARGV[3] max jobs per call, ARGV[4] dead max count
+-- ARGV[3] max jobs per call, ARGV[4] dead max count, ARGV[5] deadline (Unix ms, Redis clock;
+-- later the call does nothing), ARGV[6] grace ms: a lease is taken back only this long after it
+-- expired, so that a worker cut off from Redis has stopped the handler first (self-fencing)
 -- Returns { requeued, buried }. A requeued job goes to the front of the pending list; one lost
--- ARGV[2] times ends dead with reason worker_lost.
-local base = ARGV[1]
+-- ARGV[2] times ends dead with reason worker_lost. The token of each delivery taken back is
+-- kept in `lost_tokens`: if that delivery later renews or reports, its worker was alive and the
+-- take-back stops counting (absolve, lib.lua).
+local active_key, pending_key, dead_key, wake_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local base, max_lost, limit, dead_max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local deadline, grace_ms = ARGV[5], tonumber(ARGV[6]) or 0
 local now_ms, now_us = clock()
-local max_lost = tonumber(ARGV[2])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[3]))
+check_deadline(deadline, now_ms)
+local ids = redis.call('ZRANGEBYSCORE', active_key, '-inf', now_ms - grace_ms, 'LIMIT', 0, limit)
 local requeued, buried = 0, 0
 for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', active_key, id)
   local jk = base .. 'job:' .. id
-  local f = redis.pcall('HMGET', jk, 'state', 'worker', 'started_us', 'attempt', 'hist', 'lost')
+  local f = redis.pcall('HMGET', jk, 'state', 'worker', 'started_us', 'attempt', 'hist', 'lost',
+    'token', 'lost_tokens')
   if not f.err and f[1] == 'active' then
     local lost = (tonumber(f[6]) or 0) + 1
+    local tokens = {}
+    for t in string.gmatch(f[8] or '', '%S+') do tokens[#tokens + 1] = t end
+    tokens[#tokens + 1] = f[7] or ''
+    while #tokens > LOST_TOKENS_KEPT do table.remove(tokens, 1) end
     hist_append(jk, f[5], { attempt = tonumber(f[4]), worker = f[2], started_us = f[3],
       finished_us = now_us, outcome = 'lost',
       error = 'lease expired: worker ' .. tostring(f[2]) .. ' stopped renewing it' })
+    redis.call('HSET', jk, 'lost', lost, 'lost_tokens', table.concat(tokens, ' '))
     if lost >= max_lost then
-      redis.call('HSET', jk, 'state', 'dead', 'reason', 'worker_lost', 'lost', lost,
-        'finished_us', now_us,
-        'error', 'delivered ' .. lost .. ' times without finishing: its workers died or froze (crash, kill, out of memory)')
-      redis.call('ZADD', KEYS[3], now_ms, id)
-      redis.call('HINCRBY', KEYS[5], 'dead:worker_lost', 1)
-      redis.call('HINCRBY', KEYS[5], 'failed', 1)
+      redis.call('HSET', jk, 'state', 'dead', 'reason', 'worker_lost', 'finished_us', now_us,
+        'error', 'delivered ' .. lost .. ' times without finishing, and none of its workers came back: they died or froze (crash, kill, out of memory) or stayed cut off from Redis')
+      redis.call('ZADD', dead_key, now_ms, id)
+      redis.call('HINCRBY', stats_key, 'dead:worker_lost', 1)
+      redis.call('HINCRBY', stats_key, 'failed', 1)
       buried = buried + 1
     else
-      redis.call('HSET', jk, 'state', 'pending', 'lost', lost)
-      redis.call('RPUSH', KEYS[2], id)
+      redis.call('HSET', jk, 'state', 'pending')
+      redis.call('RPUSH', pending_key, id)
       requeued = requeued + 1
     end
   end
 end
-if requeued > 0 then wake(KEYS[4]) end
-if buried > 0 then trim_index(KEYS[3], base, tonumber(ARGV[4]), 1000) end
+if requeued > 0 then wake(wake_key) end
+if buried > 0 then trim_index(dead_key, base, dead_max, 1000) end
 return { requeued, buried }

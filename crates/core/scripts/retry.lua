@@ -34,6 +34,7 @@ for _, id in ipairs(ids) do
     if idx then
       redis.call('ZREM', idx, id)
       redis.call('HSET', jk, 'state', 'pending', 'lost', 0)
+      redis.call('HDEL', jk, 'lost_tokens')
       redis.call('HDEL', jk, 'reason')
       redis.call('LPUSH', KEYS[1], id)
       pushed = true

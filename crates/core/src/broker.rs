@@ -3,14 +3,15 @@
 
 use crate::config::RetentionConfig;
 use crate::connection::Conn;
+use crate::connection::Reconnecting;
 use crate::envelope::{DeadReason, Envelope};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::scripts;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncConnectionConfig, Value};
+use redis::Value;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Most jobs sent in one enqueue script call (bounded so one call never blocks Redis long).
 pub const ENQUEUE_CHUNK: usize = 1000;
@@ -21,6 +22,12 @@ pub const ENQUEUE_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 pub const FETCH_BYTES: usize = 16 * 1024 * 1024;
 /// Most enqueue chunks in flight at once on the multiplexed connection.
 const ENQUEUE_PIPELINE: usize = 8;
+/// How long a Redis call waits for its answer unless configured otherwise (`redis_timeout`).
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait to open a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most leases examined by one [`Broker::disown`] call.
+const DISOWN_LIMIT: usize = 10_000;
 
 /// A job to create.
 #[derive(Clone, Debug)]
@@ -88,6 +95,9 @@ pub enum AckOp {
     },
     /// Hand the job back at once (worker shutting down; not counted as an attempt).
     Release,
+    /// The lease passed unrenewed with the handler running (this worker was cut off from
+    /// Redis) and the handler was stopped: hand the job back (not counted as an attempt).
+    Expired,
 }
 
 /// One outcome to record.
@@ -121,8 +131,34 @@ pub struct Recovered {
     pub buried: u64,
 }
 
+/// Why Redis did not record an outcome or renew a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The job is no longer leased under that token: cancelled by an operator, taken back by
+    /// the recovery sweep, or deleted. The result is dropped.
+    Gone,
+    /// Taken back by the sweep while this worker was cut off from Redis. The result is dropped;
+    /// the take-back no longer counts towards `max_deliveries` or the crash-suspect rule.
+    CutOff,
+    /// This very outcome was already recorded by an earlier try whose answer was lost.
+    Already,
+}
+
+impl Refusal {
+    fn parse(s: &str) -> Result<Refusal> {
+        match s {
+            "gone" => Ok(Refusal::Gone),
+            "cut_off" => Ok(Refusal::CutOff),
+            "already" => Ok(Refusal::Already),
+            other => Err(Error::Protocol(format!("unknown refusal {other:?}"))),
+        }
+    }
+}
+
 /// A handle on Redis for one key prefix. Cheap to clone; clones share one multiplexed
-/// connection that reconnects on its own.
+/// connection that replaces itself after a timeout or a socket error. Every call waits at most
+/// [`Broker::timeout`]; the scripts that must not take effect late carry a deadline on the
+/// Redis clock that matches it (see [`Broker::deadline_ms`]).
 #[derive(Clone)]
 pub struct Broker {
     client: redis::Client,
@@ -130,7 +166,21 @@ pub struct Broker {
     /// The cluster's client (for dedicated blocking connections), when Redis is a cluster.
     cluster: Option<redis::cluster::ClusterClient>,
     keys: Keys,
+    timeout: Duration,
+    clock: Arc<Mutex<Option<ClockSample>>>,
 }
+
+/// One reading of the Redis clock: Redis said `redis_ms` about `at` (the middle of a round
+/// trip of `rtt`).
+#[derive(Clone, Copy, Debug)]
+struct ClockSample {
+    at: Instant,
+    redis_ms: u64,
+    rtt: Duration,
+}
+
+/// A clock reading older than this is taken again before the next deadline is computed.
+const CLOCK_REFRESH: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,19 +191,20 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// Connect with the Redis URL, prefix and TLS settings of `config`.
+    /// Connect with the Redis URL, prefix, timeout and TLS settings of `config`.
     pub async fn from_config(config: &crate::config::Config) -> Result<Broker> {
-        Self::connect_tls(
+        Self::open(
             &config.redis_url,
             &config.prefix,
             config.redis_tls_ca.as_deref(),
+            config.redis_timeout,
         )
         .await
     }
 
     /// Connect to `url` (fails fast when Redis does not answer).
     pub async fn connect(url: &str, prefix: &str) -> Result<Broker> {
-        Self::connect_tls(url, prefix, None).await
+        Self::open(url, prefix, None, DEFAULT_REDIS_TIMEOUT).await
     }
 
     /// Connect to `url`; for a `rediss://` URL, `tls_ca` is a PEM file of the certificate
@@ -163,8 +214,20 @@ impl Broker {
         prefix: &str,
         tls_ca: Option<&std::path::Path>,
     ) -> Result<Broker> {
+        Self::open(url, prefix, tls_ca, DEFAULT_REDIS_TIMEOUT).await
+    }
+
+    /// Connect; every call then waits at most `timeout` for its answer.
+    pub async fn open(
+        url: &str,
+        prefix: &str,
+        tls_ca: Option<&std::path::Path>,
+        timeout: Duration,
+    ) -> Result<Broker> {
         // One process-wide TLS crypto provider; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let info = redis::IntoConnectionInfo::into_connection_info(url)?
+            .set_tcp_settings(crate::connection::tcp_settings(timeout * 2));
         let client = match tls_ca {
             Some(path) if url.to_ascii_lowercase().starts_with("rediss://") => {
                 let root_cert = std::fs::read(path).map_err(|source| Error::ConfigRead {
@@ -172,22 +235,17 @@ impl Broker {
                     source,
                 })?;
                 redis::Client::build_with_tls(
-                    url,
+                    info,
                     redis::TlsCertificates {
                         client_tls: None,
                         root_cert: Some(root_cert),
                     },
                 )?
             }
-            _ => redis::Client::open(url)?,
+            _ => redis::Client::open(info)?,
         };
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            // Well under the heartbeat period, so one stalled call cannot eat a lease.
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let mut single = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let mut single =
+            Reconnecting::connect(client.clone(), timeout.max(CONNECT_TIMEOUT)).await?;
         // A user without the INFO command (an ACL that forbids @dangerous) is taken to be on a
         // single node; grant +info to such a user on a cluster (deploy/redis.conf).
         let info: String = redis::cmd("INFO")
@@ -195,26 +253,53 @@ impl Broker {
             .query_async(&mut single)
             .await
             .unwrap_or_default();
-        if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
-            return Ok(Broker {
-                client,
-                con: Conn::Single(single),
-                cluster: None,
-                keys: Keys::new(prefix),
-            });
-        }
-        let cluster =
-            redis::cluster::ClusterClient::builder(vec![client.get_connection_info().clone()])
-                .connection_timeout(Duration::from_secs(3))
-                .response_timeout(Duration::from_secs(5))
-                .build()?;
-        let con = cluster.get_async_connection().await?;
-        Ok(Broker {
+        let (con, cluster) = if info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+            let cluster = Self::cluster_client(&client, timeout)?;
+            let con = cluster.get_async_connection().await?;
+            (Conn::Cluster(con), Some(cluster))
+        } else {
+            (Conn::Single(single.with_timeout(timeout)), None)
+        };
+        let broker = Broker {
             client,
-            con: Conn::Cluster(con),
-            cluster: Some(cluster),
+            con,
+            cluster,
             keys: Keys::new(prefix),
-        })
+            timeout,
+            clock: Arc::new(Mutex::new(None)),
+        };
+        // Best effort: without a reading, scripts run without a deadline until one succeeds.
+        let _ = broker.read_clock().await;
+        Ok(broker)
+    }
+
+    fn cluster_client(
+        client: &redis::Client,
+        response_timeout: Duration,
+    ) -> Result<redis::cluster::ClusterClient> {
+        Ok(
+            redis::cluster::ClusterClient::builder(vec![client.get_connection_info().clone()])
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(response_timeout)
+                .tcp_settings(crate::connection::tcp_settings(response_timeout * 2))
+                .build()?,
+        )
+    }
+
+    /// A handle on the same connection whose calls wait at most `timeout` (and whose script
+    /// deadlines follow it). On a cluster the timeout of the cluster connection applies.
+    pub fn with_timeout(&self, timeout: Duration) -> Broker {
+        let mut b = self.clone();
+        if let Conn::Single(c) = &self.con {
+            b.con = Conn::Single(c.with_timeout(timeout));
+            b.timeout = timeout;
+        }
+        b
+    }
+
+    /// How long a call waits for its answer.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Whether Redis is a cluster.
@@ -232,26 +317,57 @@ impl Broker {
         self.con.clone()
     }
 
-    /// A dedicated connection for blocking commands (`BLPOP`), without a response timeout.
-    pub async fn blocking_connection(&self) -> Result<Conn> {
+    /// A dedicated connection for blocking commands (`BLPOP`) of at most `wait`: its calls wait
+    /// `wait` plus this broker's timeout, so a connection whose far end is gone is noticed and
+    /// replaced instead of waited on for ever.
+    pub async fn blocking_connection(&self, wait: Duration) -> Result<Conn> {
+        let timeout = wait + self.timeout;
         if self.cluster.is_some() {
-            let cluster = redis::cluster::ClusterClient::builder(vec![self
-                .client
-                .get_connection_info()
-                .clone()])
-            .connection_timeout(Duration::from_secs(3))
-            .response_timeout(Duration::from_secs(3600))
-            .build()?;
+            let cluster = Self::cluster_client(&self.client, timeout)?;
             return Ok(Conn::Cluster(cluster.get_async_connection().await?));
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(None);
-        Ok(Conn::Plain(
-            self.client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?,
+        Ok(Conn::Single(
+            Reconnecting::connect(self.client.clone(), timeout).await?,
         ))
+    }
+
+    /// Read the Redis clock (one `TIME` round trip) and keep the reading.
+    async fn read_clock(&self) -> Result<ClockSample> {
+        let sent = Instant::now();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut self.con.clone())
+            .await?;
+        let rtt = sent.elapsed();
+        let sample = ClockSample {
+            at: sent + rtt / 2,
+            redis_ms: secs * 1000 + micros / 1000,
+            rtt,
+        };
+        if let Ok(mut c) = self.clock.lock() {
+            *c = Some(sample);
+        }
+        Ok(sample)
+    }
+
+    /// The deadline, on the Redis clock (Unix ms), of a call sent now: the moment this process
+    /// stops waiting for its answer, less the uncertainty of the clock reading. A script given
+    /// this deadline does nothing when it runs later, so a call abandoned on a timeout (a
+    /// partition) can never take effect after the caller gave up on it. 0 (no deadline) until
+    /// the Redis clock could be read once.
+    pub async fn deadline_ms(&self) -> u64 {
+        let cached = self.clock.lock().ok().and_then(|c| *c);
+        let sample = match cached {
+            Some(s) if s.at.elapsed() < CLOCK_REFRESH => Some(s),
+            // Redis unreachable: an older reading still serves (clocks drift slowly).
+            _ => self.read_clock().await.ok().or(cached),
+        };
+        let Some(s) = sample else { return 0 };
+        let age = s.at.elapsed();
+        // Half the round trip of the reading, plus 1 ms per second since it was taken (clock
+        // rates may differ by up to 1000 ppm while NTP slews), plus scheduling slack.
+        let margin = s.rtt / 2 + age / 1000 + Duration::from_millis(10);
+        let now = s.redis_ms + age.as_millis() as u64;
+        now + self.timeout.saturating_sub(margin).as_millis().max(1) as u64
     }
 
     /// Create jobs: one script call per queue and chunk of [`ENQUEUE_CHUNK`], several chunks
@@ -347,6 +463,7 @@ impl Broker {
             .arg(worker)
             .arg(max_bytes)
             .arg(FETCH_BYTES)
+            .arg(self.deadline_ms().await)
             .invoke_async(&mut self.con.clone())
             .await?;
         let mut out = Vec::with_capacity(reply.len() / 6);
@@ -367,14 +484,15 @@ impl Broker {
         Ok(out)
     }
 
-    /// Record outcomes of jobs of `queue`; returns the ids whose outcome was rejected because
-    /// the job is no longer leased under that token.
+    /// Record outcomes of jobs of `queue`, reported by `worker`; returns the outcomes not
+    /// recorded, and why.
     pub async fn ack(
         &self,
         queue: &str,
         acks: &[Ack],
         retention: &RetentionConfig,
-    ) -> Result<Vec<String>> {
+        worker: &str,
+    ) -> Result<Vec<(String, Refusal)>> {
         let k = &self.keys;
         let mut inv = scripts::ACK.prepare_invoke();
         inv.key(k.active(queue))
@@ -387,7 +505,9 @@ impl Broker {
             .key(k.stats(queue))
             .arg(k.queue_base(queue))
             .arg(retention.succeeded_max)
-            .arg(retention.dead_max);
+            .arg(retention.dead_max)
+            .arg(self.deadline_ms().await)
+            .arg(worker);
         for ack in acks {
             let (op, a, b) = match &ack.op {
                 AckOp::Ok(result) => ("ok", result.clone().unwrap_or_default(), String::new()),
@@ -399,40 +519,64 @@ impl Broker {
                     ("dead", error.clone(), reason.as_str().to_string())
                 }
                 AckOp::Release => ("release", String::new(), String::new()),
+                AckOp::Expired => ("expired", String::new(), String::new()),
             };
             inv.arg(&ack.id).arg(ack.token).arg(op).arg(a).arg(b);
         }
-        Ok(inv.invoke_async(&mut self.con.clone()).await?)
+        refusals(inv.invoke_async(&mut self.con.clone()).await?)
     }
 
-    /// Renew leases (and store the progress handlers reported); returns the ids no longer
-    /// held under the given tokens.
+    /// Renew `worker`'s leases (and store the progress handlers reported); returns the leases
+    /// no longer held under the given tokens, and why.
     pub async fn extend(
         &self,
         queue: &str,
         leases: &[Renewal],
         lease: Duration,
-    ) -> Result<Vec<String>> {
+        worker: &str,
+    ) -> Result<Vec<(String, Refusal)>> {
         let k = &self.keys;
         let mut inv = scripts::EXTEND.prepare_invoke();
         inv.key(k.active(queue))
+            .key(k.stats(queue))
             .arg(k.queue_base(queue))
-            .arg(lease.as_millis() as u64);
+            .arg(lease.as_millis() as u64)
+            .arg(self.deadline_ms().await)
+            .arg(worker);
         for r in leases {
             inv.arg(&r.id)
                 .arg(r.token)
                 .arg(r.progress.as_deref().unwrap_or(""));
         }
+        refusals(inv.invoke_async(&mut self.con.clone()).await?)
+    }
+
+    /// Hand back the jobs of `queue` leased to `worker` under tokens it does not hold (a fetch
+    /// whose answer never arrived); returns how many.
+    pub async fn disown(&self, queue: &str, worker: &str, held: &[u64]) -> Result<u64> {
+        let k = &self.keys;
+        let mut inv = scripts::DISOWN.prepare_invoke();
+        inv.key(k.active(queue))
+            .key(k.pending(queue))
+            .key(k.wake(queue))
+            .arg(k.queue_base(queue))
+            .arg(worker)
+            .arg(self.deadline_ms().await)
+            .arg(DISOWN_LIMIT);
+        for t in held {
+            inv.arg(*t);
+        }
         Ok(inv.invoke_async(&mut self.con.clone()).await?)
     }
 
-    /// Take back up to `limit` jobs whose lease expired.
+    /// Take back up to `limit` jobs whose lease expired more than `grace` ago.
     pub async fn recover(
         &self,
         queue: &str,
         max_deliveries: u32,
         limit: usize,
         retention: &RetentionConfig,
+        grace: Duration,
     ) -> Result<Recovered> {
         let k = &self.keys;
         let (requeued, buried): (u64, u64) = scripts::RECOVER
@@ -445,6 +589,8 @@ impl Broker {
             .arg(max_deliveries)
             .arg(limit)
             .arg(retention.dead_max)
+            .arg(self.deadline_ms().await)
+            .arg(grace.as_millis() as u64)
             .invoke_async(&mut self.con.clone())
             .await?;
         Ok(Recovered { requeued, buried })
@@ -724,6 +870,17 @@ fn chunk_by_size<'a>(jobs: &[NewJob], idx: &'a [usize]) -> Vec<&'a [usize]> {
         out.push(&idx[start..]);
     }
     out
+}
+
+/// Decode `{ id, why, id, why, ... }`.
+fn refusals(reply: Vec<String>) -> Result<Vec<(String, Refusal)>> {
+    reply
+        .chunks(2)
+        .map(|pair| match pair {
+            [id, why] => Ok((id.clone(), Refusal::parse(why)?)),
+            _ => Err(Error::Protocol("refusal list of odd length".into())),
+        })
+        .collect()
 }
 
 pub(crate) fn string(v: &Value) -> Result<String> {

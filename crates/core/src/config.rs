@@ -33,6 +33,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 /// How often expired leases are swept.
 pub const DEFAULT_RECOVER_INTERVAL: Duration = Duration::from_secs(5);
+/// How long after a lease expired the sweep may take the job back (at most a quarter of the
+/// lease when `worker.lease_grace` is not set).
+pub const DEFAULT_LEASE_GRACE: Duration = Duration::from_secs(2);
 /// How often due delayed and retrying jobs are promoted (their worst-case lateness).
 pub const DEFAULT_PROMOTE_INTERVAL: Duration = Duration::from_millis(100);
 /// How often retention is applied.
@@ -75,6 +78,9 @@ pub struct Config {
     pub prefix: String,
     /// PEM file of the certificate authority of a `rediss://` server (system roots when absent).
     pub redis_tls_ca: Option<std::path::PathBuf>,
+    /// Longest wait for one Redis call; the connection is then replaced.
+    #[serde(deserialize_with = "duration")]
+    pub redis_timeout: Duration,
     /// The worker.
     pub worker: WorkerConfig,
     /// Limits applied at enqueue.
@@ -208,6 +214,11 @@ pub struct WorkerConfig {
     /// Expired-lease sweep period.
     #[serde(deserialize_with = "duration")]
     pub recover_interval: Duration,
+    /// How long after a lease expired the sweep takes the job back: by then the worker that
+    /// held it has stopped the handler on its own (self-fencing). Unset: see
+    /// [`WorkerConfig::lease_grace`].
+    #[serde(deserialize_with = "opt_duration")]
+    pub lease_grace: Option<Duration>,
     /// Delayed/retry promotion period.
     #[serde(deserialize_with = "duration")]
     pub promote_interval: Duration,
@@ -308,6 +319,7 @@ impl Default for Config {
             redis_url: DEFAULT_REDIS_URL.into(),
             prefix: DEFAULT_PREFIX.into(),
             redis_tls_ca: None,
+            redis_timeout: crate::broker::DEFAULT_REDIS_TIMEOUT,
             worker: WorkerConfig::default(),
             jobs: JobsConfig::default(),
             retry: RetryConfig::default(),
@@ -330,12 +342,22 @@ impl Default for WorkerConfig {
             lease: DEFAULT_LEASE,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             recover_interval: DEFAULT_RECOVER_INTERVAL,
+            lease_grace: None,
             promote_interval: DEFAULT_PROMOTE_INTERVAL,
             janitor_interval: DEFAULT_JANITOR_INTERVAL,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             job_timeout: DEFAULT_JOB_TIMEOUT,
         }
+    }
+}
+
+impl WorkerConfig {
+    /// The grace the sweep gives an expired lease: `lease_grace`, or when unset
+    /// [`DEFAULT_LEASE_GRACE`] capped at a quarter of the lease.
+    pub fn lease_grace(&self) -> Duration {
+        self.lease_grace
+            .unwrap_or_else(|| DEFAULT_LEASE_GRACE.min(self.lease / 4))
     }
 }
 
@@ -403,8 +425,9 @@ const STRING_FIELDS: [&str; 8] = [
     "log.format",
 ];
 
-const TOP_LEVEL_KEYS: [&str; 12] = [
+const TOP_LEVEL_KEYS: [&str; 13] = [
     "cron",
+    "redis_timeout",
     "database_url",
     "links",
     "redis_tls_ca",
@@ -535,6 +558,18 @@ impl Config {
                     humantime::format_duration(w.lease)
                 ),
             );
+        }
+        if w.lease_grace.is_some_and(|g| g >= w.lease) {
+            return bad(
+                "worker.lease_grace",
+                format!(
+                    "must be shorter than worker.lease ({})",
+                    humantime::format_duration(w.lease)
+                ),
+            );
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&self.redis_timeout) {
+            return bad("redis_timeout", "must be 100ms to 10m");
         }
         for (field, d) in [
             ("worker.recover_interval", w.recover_interval),

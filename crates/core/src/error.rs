@@ -51,6 +51,23 @@ pub enum Error {
     Protocol(String),
 }
 
+impl Error {
+    /// Whether Redis could not be reached or did not answer in time (as opposed to answering
+    /// with an error): a network or availability problem that passes, not a bug.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Error::Redis(e) => {
+                e.is_timeout()
+                    || e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.code() == Some("LATE")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What to do about a Redis error, in words an operator can act on.
 fn redis_hint(e: &redis::RedisError) -> &'static str {
     let text = e.to_string();
@@ -61,11 +78,13 @@ fn redis_hint(e: &redis::RedisError) -> &'static str {
     } else if e.code() == Some("WRONGPASS") || text.contains("WRONGPASS") || text.contains("NOAUTH")
     {
         " (authentication failed: check the user and password in the Redis URL)"
-    } else if e.is_io_error()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-    {
+    } else if e.code() == Some("LATE") {
+        " (the call reached Redis after this process had stopped waiting for it, so Redis refused it: the network to Redis is slow or was cut off)"
+    } else if e.is_timeout() {
+        " (Redis did not answer in time: the network to it is slow or cut off, or Redis is overloaded; Celeriac reconnects and retries on its own)"
+    } else if e.is_connection_dropped() {
+        " (the connection to Redis broke; Celeriac reconnects on its own)"
+    } else if e.is_io_error() || e.is_connection_refusal() {
         " (is Redis running at the configured URL? set --redis-url or CELERIAC_REDIS_URL)"
     } else {
         ""

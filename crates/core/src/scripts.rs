@@ -39,6 +39,7 @@ script!(FETCH, "fetch.lua", DRAINS);
 script!(ACK, "ack.lua", DRAINS);
 script!(EXTEND, "extend.lua", DRAINS);
 script!(RECOVER, "recover.lua", DRAINS);
+script!(DISOWN, "disown.lua", DRAINS);
 script!(PROMOTE, "promote.lua", DRAINS);
 script!(JANITOR, "janitor.lua", DRAINS);
 script!(CANCEL, "cancel.lua", DRAINS);

@@ -1,16 +1,19 @@
 //! The acker: records outcomes in batches. Whatever finished while the previous batch was being
 //! written goes into the next one, so the number of Redis calls falls as throughput rises.
-//! An outcome is retried until Redis takes it; the job's lease is kept alive meanwhile.
+//! An outcome is retried until Redis takes it; the job's lease is kept alive meanwhile. Each
+//! write carries a deadline (ADR 0009), so a try abandoned on a timeout never lands after the
+//! next one.
 
 use crate::shared::{pause_after_error, Shared};
-use celeriac_core::broker::Ack;
+use celeriac_core::broker::{Ack, Refusal};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tracing::{error, warn};
+use tracing::{debug, error, info, warn};
 
-/// Give up on an outcome after this many failed writes in a row (about two minutes); the job's
-/// lease then expires and it runs again.
+/// Give up on an outcome after this many writes in a row that Redis answered with an error
+/// (not counting calls that got no answer: those are retried for as long as the process
+/// lives, so an outage loses no outcome). The job's lease then expires and it runs again.
 const MAX_FAILURES: u32 = 30;
 
 /// One outcome to record.
@@ -37,33 +40,57 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<AckMsg>) 
         }
         for (queue, acks) in by_queue {
             for chunk in acks.chunks(max) {
-                let mut failures = 0;
-                loop {
-                    match shared
-                        .broker
-                        .ack(&queue, chunk, &shared.config.retention)
-                        .await
-                    {
-                        Ok(rejected) => {
-                            for id in &rejected {
-                                warn!(job = %id, queue = %queue, "outcome rejected: the job was cancelled or its lease was taken back");
-                            }
-                            break;
+                record(&shared, &queue, chunk).await;
+                for ack in chunk {
+                    shared.remove_lease(&queue, &ack.id, ack.token);
+                }
+            }
+        }
+    }
+}
+
+async fn record(shared: &Shared, queue: &str, chunk: &[Ack]) {
+    let (mut failures, mut tries) = (0, 0);
+    loop {
+        let result = shared
+            .broker
+            .ack(queue, chunk, &shared.config.retention, &shared.worker_id)
+            .await;
+        match result {
+            Ok(refused) => {
+                shared.health.ok();
+                for (id, why) in &refused {
+                    match why {
+                        Refusal::Gone => {
+                            warn!(job = %id, queue = %queue, "outcome rejected: the job was cancelled or its lease was taken back")
                         }
-                        Err(e) => {
-                            failures += 1;
-                            if failures >= MAX_FAILURES || shared.ack_deadline.is_cancelled() {
-                                error!(queue = %queue, jobs = chunk.len(), error = %e, "giving up recording outcomes; these jobs will run again when their leases expire");
-                                break;
-                            }
-                            error!(queue = %queue, jobs = chunk.len(), error = %e, "recording outcomes failed; retrying");
-                            pause_after_error(failures, &shared.ack_deadline).await;
+                        Refusal::CutOff => {
+                            info!(job = %id, queue = %queue, "outcome rejected: the job was taken back while this worker was cut off from Redis (not counted as a crash)")
+                        }
+                        Refusal::Already => {
+                            debug!(job = %id, queue = %queue, "outcome already recorded by an earlier try")
                         }
                     }
                 }
-                for ack in chunk {
-                    shared.remove_lease(&queue, &ack.id);
+                return;
+            }
+            Err(e) => {
+                if shared.ack_deadline.is_cancelled() {
+                    error!(queue = %queue, jobs = chunk.len(), error = %e, "giving up recording outcomes at exit; these jobs will run again when their leases expire");
+                    return;
                 }
+                if e.is_unreachable() {
+                    shared.redis_failed("record outcomes", &e);
+                } else {
+                    failures += 1;
+                    if failures >= MAX_FAILURES {
+                        error!(queue = %queue, jobs = chunk.len(), error = %e, "giving up recording outcomes; these jobs will run again when their leases expire");
+                        return;
+                    }
+                    error!(queue = %queue, jobs = chunk.len(), error = %e, "recording outcomes failed; retrying");
+                }
+                tries += 1;
+                pause_after_error(tries, &shared.health, &shared.ack_deadline).await;
             }
         }
     }

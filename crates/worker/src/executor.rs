@@ -3,8 +3,8 @@
 //! the retry policy, and hands the result to the acker.
 
 use crate::acker::AckMsg;
-use crate::handler::{Job, Outcome, Progress};
-use crate::shared::Shared;
+use crate::handler::{Job, Outcome};
+use crate::shared::{Lease, Shared};
 use celeriac_core::broker::{Ack, AckOp, Fetched};
 use celeriac_core::{DeadReason, Envelope};
 use futures_util::FutureExt;
@@ -19,8 +19,7 @@ use tracing::{debug, error, warn, Instrument};
 pub(crate) async fn run(
     shared: Arc<Shared>,
     fetched: Fetched,
-    lost: CancellationToken,
-    progress: Progress,
+    lease: Lease,
     permit: OwnedSemaphorePermit,
     acks: UnboundedSender<AckMsg>,
 ) {
@@ -31,15 +30,20 @@ pub(crate) async fn run(
         attempt = fetched.attempt,
         kind = tracing::field::Empty
     );
-    let op = execute(&shared, &fetched, &lost, progress)
+    let op = execute(&shared, &fetched, &lease)
         .instrument(span.clone())
         .await;
     drop(permit);
     let Some(op) = op else {
         // The lease was lost: someone else owns the job now; record nothing.
-        shared.remove_lease(&fetched.queue, &fetched.id);
+        shared.remove_lease(&fetched.queue, &fetched.id, fetched.token);
         return;
     };
+    if op == AckOp::Expired {
+        // No renewal will be sent for it any more; the acker hands it back once Redis answers.
+        shared.remove_lease(&fetched.queue, &fetched.id, fetched.token);
+    }
+    lease.finish();
     let msg = AckMsg {
         queue: fetched.queue.clone(),
         ack: Ack {
@@ -54,12 +58,7 @@ pub(crate) async fn run(
     }
 }
 
-async fn execute(
-    shared: &Shared,
-    fetched: &Fetched,
-    lost: &CancellationToken,
-    progress: Progress,
-) -> Option<AckOp> {
+async fn execute(shared: &Shared, fetched: &Fetched, lease: &Lease) -> Option<AckOp> {
     let env = match Envelope::decode(
         &fetched.body,
         fetched.len,
@@ -104,7 +103,7 @@ async fn execute(
         token: fetched.token,
         worker: shared.worker_id.clone(),
         cancel: cancel.clone(),
-        progress,
+        progress: lease.progress.clone(),
     };
     // `handle` itself runs inside the unwind guard: a handler that panics before its first
     // `.await` is a failed attempt like any other.
@@ -116,9 +115,19 @@ async fn execute(
             Ok(Err(panic)) => Outcome::Retry(format!("handler panicked: {}", panic_message(&panic))),
             Err(_) => Outcome::Retry(format!("timed out after {}", humantime::format_duration(timeout))),
         },
-        _ = lost.cancelled() => {
+        _ = lease.lost.cancelled() => {
             warn!("lease lost (job cancelled or taken back): handler stopped, result dropped");
             return None;
+        }
+        _ = lease.expired() => {
+            // Self-fencing: no renewal reached Redis for a whole lease (a partition, or Redis
+            // down). Redis's deadline is later than ours and the sweep waits `lease_grace`
+            // more, so stopping now means no other worker has started this job yet.
+            error!(
+                lease_ms = shared.config.worker.lease.as_millis() as u64,
+                "lease passed unrenewed with the handler still running (Redis unreachable): handler stopped before another worker can take the job; it is handed back once Redis answers"
+            );
+            return Some(AckOp::Expired);
         }
         _ = shared.hard_stop.cancelled() => {
             warn!("shutdown grace period over: job handed back");

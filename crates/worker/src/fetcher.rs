@@ -1,20 +1,21 @@
 //! The fetcher: waits for free handler slots, leases a batch of jobs (one script call per
 //! queue, queues taken round-robin) and starts an executor per job. When every queue is empty
-//! it blocks on the queues' wake lists instead of polling.
+//! it blocks on the queues' wake lists instead of polling. A fetch that got no answer may still
+//! have leased jobs (Redis ran it, the answer was lost): before fetching that queue again, the
+//! fetcher hands back whatever Redis says it leased to this worker unknown to it (`disown`).
 
 use crate::acker::AckMsg;
 use crate::executor;
-use crate::handler::Progress;
 use crate::shared::{pause_after_error, Lease, Shared};
 use celeriac_core::broker::{Ack, AckOp};
 use celeriac_core::connection::Conn;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 /// Longest idle wait before polling the queues again (covers a lost wake token).
 const IDLE_WAIT: Duration = Duration::from_secs(1);
@@ -31,6 +32,8 @@ pub(crate) async fn run(
     let mut start = 0usize;
     let mut failures = 0u32;
     let mut queue_backoff: HashMap<String, (Instant, u32)> = HashMap::new();
+    // Queues whose last fetch got no answer: their leases are reconciled before the next fetch.
+    let mut unsure: HashSet<String> = HashSet::new();
     loop {
         let first = tokio::select! {
             _ = stop.cancelled() => return,
@@ -64,6 +67,30 @@ pub(crate) async fn run(
             {
                 continue;
             }
+            if unsure.contains(queue) {
+                match shared
+                    .broker
+                    .disown(queue, &shared.worker_id, &shared.tokens(queue))
+                    .await
+                {
+                    Ok(n) => {
+                        unsure.remove(queue);
+                        if n > 0 {
+                            info!(
+                                queue,
+                                jobs = n,
+                                "handed back jobs leased by a fetch whose answer was lost"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        shared.redis_failed("reconcile leases", &e);
+                        failed = true;
+                        continue;
+                    }
+                }
+            }
+            let sent = std::time::Instant::now();
             match shared
                 .broker
                 .fetch(
@@ -75,14 +102,21 @@ pub(crate) async fn run(
                 )
                 .await
             {
-                Ok(mut batch) => {
+                Ok(batch) => {
+                    shared.health.ok();
                     answered += 1;
                     queue_backoff.remove(queue);
                     let suspect = batch.iter().any(|j| j.suspect);
-                    jobs.append(&mut batch);
+                    jobs.extend(batch.into_iter().map(|j| (j, sent)));
                     if suspect {
                         break; // it runs alone: fetch nothing more this round
                     }
+                }
+                Err(e) if e.is_unreachable() => {
+                    // Redis may have run it: reconcile before the next fetch of this queue.
+                    unsure.insert(queue.clone());
+                    shared.redis_failed("fetch jobs", &e);
+                    failed = true;
                 }
                 Err(e) => {
                     let n = queue_backoff.get(queue).map_or(0, |(_, n)| *n) + 1;
@@ -102,19 +136,11 @@ pub(crate) async fn run(
         let fetched = jobs.len();
         let mut pairs: Vec<_> = jobs.into_iter().zip(permits.drain(..)).collect();
         drop(permits);
-        pairs.sort_by_key(|(job, _)| job.suspect);
-        for (job, mut permit) in pairs {
-            let lost = CancellationToken::new();
-            let progress = Progress::default();
-            shared.add_lease(
-                &job.queue,
-                &job.id,
-                Lease {
-                    token: job.token,
-                    lost: lost.clone(),
-                    progress: progress.clone(),
-                },
-            );
+        pairs.sort_by_key(|((job, _), _)| job.suspect);
+        for ((job, sent), mut permit) in pairs {
+            // The lease holds at least one lease length after the fetch was sent.
+            let lease = Lease::new(job.token, sent + w.lease);
+            shared.add_lease(&job.queue, &job.id, lease.clone());
             if job.suspect {
                 warn!(job = %job.id, queue = %job.queue, "job was on a worker that died: running it alone");
                 let others = (w.concurrency - 1) as u32;
@@ -141,8 +167,7 @@ pub(crate) async fn run(
             tracker.spawn(executor::run(
                 shared.clone(),
                 job,
-                lost,
-                progress,
+                lease,
                 permit,
                 acks.clone(),
             ));
@@ -150,7 +175,7 @@ pub(crate) async fn run(
 
         if failed && answered == 0 {
             failures += 1;
-            if !pause_after_error(failures, &stop).await {
+            if !pause_after_error(failures, &shared.health, &stop).await {
                 return;
             }
             continue;
@@ -171,7 +196,7 @@ async fn wait_for_work(
     stop: &CancellationToken,
 ) {
     if waiter.is_none() {
-        match shared.broker.blocking_connection().await {
+        match shared.broker.blocking_connection(IDLE_WAIT).await {
             Ok(c) => *waiter = Some(c),
             Err(e) => {
                 warn!(error = %e, "cannot open the wake-up connection; polling instead");

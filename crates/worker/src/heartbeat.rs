@@ -1,20 +1,29 @@
 //! The heartbeat: renews the leases of every job this worker holds and announces the worker.
 //! A lease the renewal finds gone (operator cancel, or taken back after a freeze) stops its
-//! handler.
+//! handler. Each call waits at most one heartbeat period (or `redis_timeout` if shorter), so a
+//! stalled connection costs one renewal, not the lease: the next tick tries a fresh connection.
 
 use crate::shared::{every, Lease, Shared};
-use celeriac_core::broker::Renewal;
+use celeriac_core::broker::{Refusal, Renewal};
+use celeriac_core::Broker;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, warn};
+use tracing::{debug, error, info, warn};
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let period = shared.config.worker.heartbeat_interval;
+    let broker = shared
+        .broker
+        .with_timeout(period.min(shared.config.redis_timeout));
     every(period, stop, || async {
-        check_epoch(&shared).await;
-        renew(&shared).await;
-        announce(&shared).await;
+        // Renewals first: they are what keeps running jobs on this worker. While Redis does not
+        // answer, the rest waits for the next tick.
+        if renew(&shared, &broker).await {
+            check_epoch(&shared, &broker).await;
+            announce_with(&shared, &broker).await;
+        }
     })
     .await;
 }
@@ -22,10 +31,16 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 /// Detect a Redis that lost its data (restarted without persistence, failed over to an empty
 /// replica, flushed): its epoch key is gone or different. Every lease this worker holds then
 /// points at nothing, so they are all dropped and their handlers stopped.
-async fn check_epoch(shared: &Shared) {
-    let current = match shared.broker.epoch().await {
-        Ok(e) => e,
-        Err(_) => return, // Redis unreachable: the other loops report it
+async fn check_epoch(shared: &Shared, broker: &Broker) {
+    let current = match broker.epoch().await {
+        Ok(e) => {
+            shared.health.ok();
+            e
+        }
+        Err(e) => {
+            shared.redis_failed("read the dataset epoch", &e);
+            return;
+        }
     };
     let ours = shared.epoch.lock().map(|e| e.clone()).unwrap_or_default();
     if current.as_deref() == Some(ours.as_str()) {
@@ -76,7 +91,8 @@ async fn check_epoch(shared: &Shared) {
     }
 }
 
-async fn renew(shared: &Shared) {
+/// Renew every lease held; false if Redis did not answer.
+async fn renew(shared: &Shared, broker: &Broker) -> bool {
     let mut by_queue: BTreeMap<String, Vec<Renewal>> = BTreeMap::new();
     if let Ok(leases) = shared.leases.lock() {
         for ((queue, id), lease) in leases.iter() {
@@ -87,49 +103,69 @@ async fn renew(shared: &Shared) {
             });
         }
     }
+    let lease = shared.config.worker.lease;
+    let mut answered = true;
     for (queue, leases) in by_queue {
         for chunk in leases.chunks(1000) {
-            match shared
-                .broker
-                .extend(&queue, chunk, shared.config.worker.lease)
-                .await
-            {
-                Ok(lost) => {
-                    for id in lost {
-                        let sent = chunk.iter().find(|r| r.id == id).map(|r| r.token);
-                        let key = (queue.clone(), id.clone());
-                        if let Ok(mut l) = shared.leases.lock() {
-                            // Only the delivery this renewal was about: the same job may have
-                            // been fetched again (a new token) meanwhile.
-                            if l.get(&key).is_some_and(|lease| Some(lease.token) == sent) {
-                                if let Some(lease) = l.remove(&key) {
-                                    warn!(job = %id, queue = %queue, "lease gone (cancelled or taken back); stopping the handler");
-                                    lease.lost.cancel();
-                                }
+            let sent = Instant::now();
+            match broker.extend(&queue, chunk, lease, &shared.worker_id).await {
+                Ok(refused) => {
+                    shared.health.ok();
+                    for r in chunk {
+                        if !refused.iter().any(|(id, _)| *id == r.id) {
+                            if let Some(l) = shared.lease(&queue, &r.id, r.token) {
+                                l.renewed(sent + lease);
                             }
+                        }
+                    }
+                    for (id, why) in refused {
+                        let Some(token) = chunk.iter().find(|r| r.id == id).map(|r| r.token) else {
+                            continue;
+                        };
+                        // Only the delivery this renewal was about: the same job may have been
+                        // fetched again (a new token) meanwhile.
+                        let Some(l) = shared.remove_lease(&queue, &id, token) else {
+                            continue;
+                        };
+                        l.lost.cancel();
+                        if l.is_finished() {
+                            // Its outcome is with the acker, which reports what Redis says.
+                            debug!(job = %id, queue = %queue, "lease ended while the outcome was being recorded");
+                        } else if why == Refusal::CutOff {
+                            info!(job = %id, queue = %queue, "job taken back while this worker was cut off from Redis (not counted as a crash); stopping the handler");
+                        } else {
+                            warn!(job = %id, queue = %queue, "lease gone (cancelled or taken back); stopping the handler");
                         }
                     }
                 }
                 Err(e) => {
-                    error!(queue = %queue, error = %e, "lease renewal failed; retrying at the next heartbeat");
+                    if e.is_unreachable() {
+                        shared.redis_failed("renew leases", &e);
+                        answered = false;
+                    } else {
+                        error!(queue = %queue, error = %e, "lease renewal failed; retrying at the next heartbeat");
+                    }
                     // Progress not stored goes back, to be sent with the next renewal.
-                    if let Ok(leases) = shared.leases.lock() {
-                        for r in chunk {
-                            if let (Some(lease), Some(p)) =
-                                (leases.get(&(queue.clone(), r.id.clone())), &r.progress)
-                            {
-                                lease.progress.restore(p.clone());
-                            }
+                    for r in chunk {
+                        if let (Some(l), Some(p)) =
+                            (shared.lease(&queue, &r.id, r.token), &r.progress)
+                        {
+                            l.progress.restore(p.clone());
                         }
                     }
                 }
             }
         }
     }
+    answered
 }
 
 /// Write this worker's record (expires after three missed heartbeats).
 pub(crate) async fn announce(shared: &Shared) {
+    announce_with(shared, &shared.broker).await
+}
+
+async fn announce_with(shared: &Shared, broker: &Broker) {
     let w = &shared.config.worker;
     let fields = [
         ("host", shared.host.clone()),
@@ -139,11 +175,12 @@ pub(crate) async fn announce(shared: &Shared) {
         ("in_flight", shared.in_flight().to_string()),
         ("started_ms", shared.started_ms.to_string()),
     ];
-    if let Err(e) = shared
-        .broker
+    match broker
         .register_worker(&shared.worker_id, &fields, w.heartbeat_interval * 3)
         .await
     {
-        error!(error = %e, "could not announce this worker");
+        Ok(()) => shared.health.ok(),
+        Err(e) if e.is_unreachable() => shared.redis_failed("announce this worker", &e),
+        Err(e) => error!(error = %e, "could not announce this worker"),
     }
 }

@@ -15,12 +15,17 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             loop {
                 match shared.broker.janitor(queue, &shared.config.retention, BATCH).await {
                     Ok(n) => {
+                        shared.health.ok();
                         if n > 0 {
                             debug!(queue = %queue, jobs = n, "retention: deleted finished jobs");
                         }
                         if (n as usize) < BATCH {
                             break;
                         }
+                    }
+                    Err(e) if e.is_unreachable() => {
+                        shared.redis_failed("apply retention", &e);
+                        break;
                     }
                     Err(e) => {
                         error!(queue = %queue, error = %e, "retention sweep failed; retrying at the next interval");

@@ -18,6 +18,7 @@ mod executor;
 mod fetcher;
 pub mod handler;
 pub mod handlers;
+mod health;
 mod heartbeat;
 mod janitor;
 mod promoter;

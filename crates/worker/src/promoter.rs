@@ -14,6 +14,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             loop {
                 match shared.broker.promote(queue, BATCH).await {
                     Ok(n) => {
+                        shared.health.ok();
                         if n > 0 {
                             debug!(queue = %queue, jobs = n, "promoted due jobs");
                         }
@@ -21,6 +22,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                         if (n as usize) < BATCH {
                             break;
                         }
+                    }
+                    Err(e) if e.is_unreachable() => {
+                        shared.redis_failed("promote due jobs", &e);
+                        break;
                     }
                     Err(e) => {
                         error!(queue = %queue, error = %e, "promotion failed; retrying at the next interval");

@@ -1,5 +1,7 @@
-//! The recoverer: takes back jobs whose lease expired (their worker died or froze). A job lost
-//! `worker.max_deliveries` times goes dead with reason `worker_lost` instead of looping.
+//! The recoverer: takes back jobs whose lease expired `worker.lease_grace` ago (their worker
+//! died, froze, or is cut off from Redis and has stopped the handler by then). A job lost
+//! `worker.max_deliveries` times goes dead with reason `worker_lost` instead of looping; a
+//! take-back whose worker comes back later does not count (see `absolve` in lib.lua).
 
 use crate::shared::{every, Shared};
 use std::sync::Arc;
@@ -15,16 +17,27 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             loop {
                 match shared
                     .broker
-                    .recover(queue, w.max_deliveries, BATCH, &shared.config.retention)
+                    .recover(
+                        queue,
+                        w.max_deliveries,
+                        BATCH,
+                        &shared.config.retention,
+                        w.lease_grace(),
+                    )
                     .await
                 {
                     Ok(r) => {
+                        shared.health.ok();
                         if r.requeued + r.buried > 0 {
                             warn!(queue = %queue, requeued = r.requeued, worker_lost = r.buried, "took back jobs of lost workers");
                         }
                         if ((r.requeued + r.buried) as usize) < BATCH {
                             break;
                         }
+                    }
+                    Err(e) if e.is_unreachable() => {
+                        shared.redis_failed("sweep expired leases", &e);
+                        break;
                     }
                     Err(e) => {
                         error!(queue = %queue, error = %e, "recovery sweep failed; retrying at the next interval");

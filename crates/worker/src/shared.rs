@@ -1,10 +1,13 @@
 //! State shared by the worker's loops.
 
 use crate::handler::{Progress, Registry};
+use crate::health::RedisHealth;
 use celeriac_core::config::Config;
 use celeriac_core::Broker;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +20,59 @@ pub(crate) struct Lease {
     pub lost: CancellationToken,
     /// What the handler last reported, written to the job at the next renewal.
     pub progress: Progress,
+    /// Until when the lease surely holds, on this process's clock: the moment the call that
+    /// set or last renewed it was sent, plus the lease. Redis's own deadline is later (the call
+    /// ran after it was sent), so a handler stopped at this instant is stopped before the
+    /// sweep can hand its job to another worker.
+    pub valid_until: Arc<Mutex<Instant>>,
+    /// The handler finished and its outcome went to the acker: a refused renewal then stops
+    /// nothing.
+    pub finished: Arc<AtomicBool>,
+}
+
+impl Lease {
+    pub fn new(token: u64, valid_until: Instant) -> Lease {
+        Lease {
+            token,
+            lost: CancellationToken::new(),
+            progress: Progress::default(),
+            valid_until: Arc::new(Mutex::new(valid_until)),
+            finished: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn valid_until(&self) -> Instant {
+        self.valid_until
+            .lock()
+            .map(|t| *t)
+            .unwrap_or_else(|_| Instant::now())
+    }
+
+    /// A renewal sent at `sent` went through: the lease holds until `sent + lease`.
+    pub fn renewed(&self, until: Instant) {
+        if let Ok(mut t) = self.valid_until.lock() {
+            *t = (*t).max(until);
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    pub fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// Resolves once the lease has passed unrenewed.
+    pub async fn expired(&self) {
+        loop {
+            let until = self.valid_until();
+            if Instant::now() >= until {
+                return;
+            }
+            tokio::time::sleep_until(until.into()).await;
+        }
+    }
 }
 
 pub(crate) struct Shared {
@@ -37,6 +93,8 @@ pub(crate) struct Shared {
     pub ack_deadline: CancellationToken,
     /// The Redis dataset this worker works on (see `Broker::ensure_epoch`).
     pub epoch: Mutex<String>,
+    /// Whether Redis answers (logs outages once, wakes loops that back off).
+    pub health: RedisHealth,
 }
 
 impl Shared {
@@ -55,6 +113,7 @@ impl Shared {
             hard_stop: CancellationToken::new(),
             ack_deadline: CancellationToken::new(),
             epoch: Mutex::new(String::new()),
+            health: RedisHealth::default(),
         }
     }
 
@@ -69,10 +128,54 @@ impl Shared {
         }
     }
 
-    pub fn remove_lease(&self, queue: &str, id: &str) {
-        if let Ok(mut l) = self.leases.lock() {
-            l.remove(&(queue.to_string(), id.to_string()));
+    /// Forget the lease of `id` if it is still the delivery with `token` (the job may have been
+    /// fetched again since, under a new token: that lease stays).
+    pub fn remove_lease(&self, queue: &str, id: &str, token: u64) -> Option<Lease> {
+        let mut l = self.leases.lock().ok()?;
+        let key = (queue.to_string(), id.to_string());
+        if l.get(&key).is_some_and(|lease| lease.token == token) {
+            l.remove(&key)
+        } else {
+            None
         }
+    }
+
+    /// The lease of `id` if it is the delivery with `token`.
+    pub fn lease(&self, queue: &str, id: &str, token: u64) -> Option<Lease> {
+        let l = self.leases.lock().ok()?;
+        l.get(&(queue.to_string(), id.to_string()))
+            .filter(|lease| lease.token == token)
+            .cloned()
+    }
+
+    /// Tokens of the leases held on `queue`.
+    pub fn tokens(&self, queue: &str) -> Vec<u64> {
+        self.leases
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|((q, _), _)| q == queue)
+                    .map(|(_, lease)| lease.token)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Time left until the first lease held expires unless renewed.
+    pub fn first_expiry(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.leases.lock().ok().and_then(|l| {
+            l.values()
+                .filter(|lease| !lease.is_finished())
+                .map(|lease| lease.valid_until().saturating_duration_since(now))
+                .min()
+        })
+    }
+
+    /// Record a failed Redis call for the outage log.
+    pub fn redis_failed(&self, operation: &str, err: &celeriac_core::Error) {
+        self.health
+            .failed(operation, err, self.in_flight(), self.first_expiry());
     }
 }
 
@@ -105,11 +208,18 @@ where
     }
 }
 
-/// Exponential pause after a Redis error (100 ms doubling to 5 s); false if `stop` fired.
-pub(crate) async fn pause_after_error(failures: u32, stop: &CancellationToken) -> bool {
+/// Exponential pause after a Redis error (100 ms doubling to 5 s), cut short when another loop
+/// hears from Redis again; false if `stop` fired.
+pub(crate) async fn pause_after_error(
+    failures: u32,
+    health: &RedisHealth,
+    stop: &CancellationToken,
+) -> bool {
     let ms = 100u64.saturating_mul(1 << failures.min(6)).min(5_000);
+    let outage = health.is_down();
     tokio::select! {
         _ = stop.cancelled() => false,
-        _ = tokio::time::sleep(std::time::Duration::from_millis(ms)) => true,
+        _ = tokio::time::sleep(Duration::from_millis(ms)) => true,
+        _ = health.back(), if outage => true,
     }
 }
