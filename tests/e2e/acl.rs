@@ -2,7 +2,7 @@
 //! prefix, with the password in the URL (from the environment); the password never appears in
 //! logs or CLI output.
 
-use crate::chaos::RedisServer;
+use crate::ledger::RedisServer;
 use crate::support::Env;
 use std::time::Duration;
 

@@ -115,7 +115,20 @@ impl Env {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_celeriac"));
+        self.command_via(&[])
+    }
+
+    /// The CLI, started through `wrapper` (e.g. `ip netns exec NS`) when it is not empty.
+    fn command_via(&self, wrapper: &[&str]) -> Command {
+        let bin = env!("CARGO_BIN_EXE_celeriac");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("--config").arg(&self.config);
         cmd.env_remove("CELERIAC_REDIS_URL")
             .env_remove("CELERIAC_CONFIG");
@@ -195,7 +208,14 @@ impl Env {
 
     /// Start `celeriac cron` (a scheduler replica); returns once it logged its start.
     pub fn spawn_cron(&mut self) -> usize {
-        let n = self.spawn_process(&["cron"]);
+        self.spawn_cron_via(&[], &[])
+    }
+
+    /// [`Env::spawn_cron`] through `wrapper` (see [`Env::command_via`]), with extra flags.
+    pub fn spawn_cron_via(&mut self, wrapper: &[&str], extra: &[&str]) -> usize {
+        let mut args = extra.to_vec();
+        args.push("cron");
+        let n = self.spawn_process_via(wrapper, &args);
         wait_until(Duration::from_secs(10), "cron to start", || {
             let w = &mut self.workers[n];
             assert!(
@@ -209,11 +229,16 @@ impl Env {
     }
 
     pub fn spawn_process(&mut self, args: &[&str]) -> usize {
+        self.spawn_process_via(&[], args)
+    }
+
+    /// [`Env::spawn_process`] through `wrapper` (see [`Env::command_via`]).
+    pub fn spawn_process_via(&mut self, wrapper: &[&str], args: &[&str]) -> usize {
         let n = self.workers.len();
         let log = self.dir.join(format!("process-{n}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = self
-            .command()
+            .command_via(wrapper)
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -226,9 +251,14 @@ impl Env {
 
     /// Start a worker with extra flags; returns once it is registered.
     pub fn spawn_worker(&mut self, extra: &[&str]) -> usize {
+        self.spawn_worker_via(&[], extra)
+    }
+
+    /// [`Env::spawn_worker`] through `wrapper` (see [`Env::command_via`]).
+    pub fn spawn_worker_via(&mut self, wrapper: &[&str], extra: &[&str]) -> usize {
         let mut args = vec!["worker"];
         args.extend_from_slice(extra);
-        let n = self.spawn_process(&args);
+        let n = self.spawn_process_via(wrapper, &args);
         let pid = self.workers[n].pid();
         wait_until(Duration::from_secs(10), "the worker to register", || {
             let out = self.ok(&["workers", "--json"]);

@@ -2,7 +2,7 @@
 -- KEYS[1] active, KEYS[2] pending, KEYS[3] retry, KEYS[4] scheduled, KEYS[5] succeeded,
 -- KEYS[6] dead, KEYS[7] wake, KEYS[8] stats
 -- ARGV[1] queue base, ARGV[2] succeeded max count, ARGV[3] dead max count,
--- ARGV[4] deadline (Unix ms, Redis clock; later the call does nothing), ARGV[5] worker id,
+-- ARGV[4] deadline (Unix ms, Redis clock; later the call does nothing),
 -- then groups of 5: id, fencing token, op, a, b where op is
 --   ok      a = result JSON ('' for none)
 --   retry   a = error, b = delay ms before the next attempt
@@ -20,8 +20,8 @@
 local active_key, pending_key, retry_key, scheduled_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local succeeded_key, dead_key, wake_key, stats_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local base, succeeded_max, dead_max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local deadline, worker = ARGV[4], ARGV[5]
-local FIRST_GROUP = 6
+local deadline = ARGV[4]
+local FIRST_GROUP = 5
 local now_ms, now_us = clock()
 check_deadline(deadline, now_ms)
 local refused, done, succ, dead = {}, {}, {}, {}
@@ -48,7 +48,7 @@ for i = FIRST_GROUP, #ARGV, 5 do
   if f.err or not f[1] then
     refuse(id, REFUSED_GONE)
   elseif f[1] ~= 'active' or f[2] ~= token then
-    if absolve(jk, stats_key, token, worker, now_us) then
+    if absolve(jk, stats_key, token, now_us) then
       refuse(id, REFUSED_CUT_OFF)
     elseif f[2] == token and f[1] ~= 'cancelled' then
       refuse(id, REFUSED_ALREADY)

@@ -12,7 +12,9 @@
 --   suspect is 1 for a job that was on a worker that died: it is always leased alone (the
 --   batch stops before it, or holds only it), so the worker can run it in isolation and a job
 --   that crashes its workers does not take innocent neighbours down with it.
--- Ids whose record is in another known state (cancelled meanwhile, pushed twice) are dropped;
+-- A suspect taken back from the fetching worker itself is absolved first (that worker is alive;
+-- see absolve_where in lib.lua). Ids whose record is in another known state (cancelled
+-- meanwhile, pushed twice) are dropped;
 -- ids with no record, no state or a state no Celeriac writes become dead with reason
 -- schema_error.
 local pending_key, active_key, wake_key, dead_key, tokens_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -35,6 +37,11 @@ for i, id in ipairs(ids) do
     redis.call('HINCRBY', base .. 'stats', 'orphans', 1)
   elseif f[1] == 'pending' then
     local suspect = (tonumber(f[5]) or 0) > 0
+    if suspect then
+      -- Taken back from this very worker, which is fetching: it was cut off, not dead.
+      local n = absolve_where(jk, base .. 'stats', now_us, function(_, w) return w ~= worker end)
+      suspect = (tonumber(f[5]) or 0) - n > 0
+    end
     if (suspect or sent >= budget) and #lease > 0 then
       stop_at = i
       break

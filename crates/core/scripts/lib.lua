@@ -61,7 +61,7 @@ local function wake(wake_key)
 end
 
 
--- Refuse a call that reached Redis after its caller stopped waiting for the answer (ADR 0009):
+-- Refuse a call that reached Redis after its caller stopped waiting for the answer (ADR 0011):
 -- a worker's request held up by a partition must not lease, renew, sweep or finish anything
 -- once the worker has given up on it. `deadline` is Unix ms on the Redis clock ('' or 0: none).
 -- Call it first, before any write.
@@ -72,33 +72,44 @@ local function check_deadline(deadline, now_ms)
   end
 end
 
--- Fencing tokens of the deliveries the sweep took back, newest last: `lost_tokens` holds at
--- most this many, space-separated.
+-- Deliveries the sweep took back, newest last: `lost_tokens` holds at most this many entries
+-- `TOKEN/WORKER` (fencing token and worker id), space-separated.
 local LOST_TOKENS_KEPT = 8
 
--- A delivery the sweep took back (its token is in `lost_tokens`) has just renewed or reported:
--- its worker was alive, cut off from Redis, not crashed. The take-back then does not count:
--- `lost` (deliveries without finishing, the max_deliveries count and the crash-suspect mark)
--- goes down by one, and the history says so. Returns true if the token was a lost one.
-local function absolve(jk, stats_key, token, worker, now_us)
+-- Some deliveries the sweep took back turned out to belong to a live worker (cut off from
+-- Redis, not crashed): those whose entry `keep(token, worker)` rejects. Their take-backs do not
+-- count: `lost` (deliveries without finishing: the max_deliveries count and the crash-suspect
+-- mark) goes down by one each, and the history says so. Returns how many were absolved.
+local function absolve_where(jk, stats_key, now_us, keep)
   local f = redis.call('HMGET', jk, 'lost_tokens', 'lost', 'hist')
-  if not f[1] then return false end
-  local kept, found = {}, false
-  for t in string.gmatch(f[1], '%S+') do
-    if t == token and not found then found = true else kept[#kept + 1] = t end
+  if not f[1] then return 0 end
+  local kept, gone, who = {}, 0, nil
+  for entry in string.gmatch(f[1], '%S+') do
+    local token, worker = string.match(entry, '^([^/]*)/(.*)$')
+    if token and not keep(token, worker) then
+      gone = gone + 1
+      who = worker
+    else
+      kept[#kept + 1] = entry
+    end
   end
-  if not found then return false end
+  if gone == 0 then return 0 end
   if #kept > 0 then
     redis.call('HSET', jk, 'lost_tokens', table.concat(kept, ' '))
   else
     redis.call('HDEL', jk, 'lost_tokens')
   end
-  local lost = (tonumber(f[2]) or 0) - 1
+  local lost = (tonumber(f[2]) or 0) - gone
   if lost > 0 then redis.call('HSET', jk, 'lost', lost) else redis.call('HDEL', jk, 'lost') end
-  hist_append(jk, f[3], { worker = worker, finished_us = now_us, outcome = 'cut_off',
-    error = 'worker ' .. worker .. ' was cut off from Redis, not dead: the take-back of its delivery does not count towards max_deliveries' })
-  redis.call('HINCRBY', stats_key, 'cut_off', 1)
-  return true
+  hist_append(jk, f[3], { worker = who, finished_us = now_us, outcome = 'cut_off',
+    error = 'worker ' .. tostring(who) .. ' was cut off from Redis, not dead: the take-back of its delivery does not count towards max_deliveries' })
+  redis.call('HINCRBY', stats_key, 'cut_off', gone)
+  return gone
+end
+
+-- The delivery with `token` was taken back, and has just renewed or reported: absolve it.
+local function absolve(jk, stats_key, token, now_us)
+  return absolve_where(jk, stats_key, now_us, function(t, _) return t ~= token end) > 0
 end
 
 -- Why an outcome or a renewal was refused (see `refused` in ack.lua and extend.lua).

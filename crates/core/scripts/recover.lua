@@ -3,28 +3,34 @@
 -- ARGV[1] queue base, ARGV[2] deliveries without finishing before the job is dead,
 -- ARGV[3] max jobs per call, ARGV[4] dead max count, ARGV[5] deadline (Unix ms, Redis clock;
 -- later the call does nothing), ARGV[6] grace ms: a lease is taken back only this long after it
--- expired, so that a worker cut off from Redis has stopped the handler first (self-fencing)
+-- expired, so that a worker cut off from Redis has stopped the handler first (self-fencing),
+-- ARGV[7] the sweeping worker's id, then the fencing tokens it holds: a worker never takes back
+-- its own live leases (after a partition its outcomes, on their way, settle them)
 -- Returns { requeued, buried }. A requeued job goes to the front of the pending list; one lost
 -- ARGV[2] times ends dead with reason worker_lost. The token of each delivery taken back is
 -- kept in `lost_tokens`: if that delivery later renews or reports, its worker was alive and the
 -- take-back stops counting (absolve, lib.lua).
 local active_key, pending_key, dead_key, wake_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local base, max_lost, limit, dead_max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local deadline, grace_ms = ARGV[5], tonumber(ARGV[6]) or 0
+local deadline, grace_ms, me = ARGV[5], tonumber(ARGV[6]) or 0, ARGV[7]
+local FIRST_HELD = 8
+local held = {}
+for i = FIRST_HELD, #ARGV do held[ARGV[i]] = true end
 local now_ms, now_us = clock()
 check_deadline(deadline, now_ms)
 local ids = redis.call('ZRANGEBYSCORE', active_key, '-inf', now_ms - grace_ms, 'LIMIT', 0, limit)
 local requeued, buried = 0, 0
 for _, id in ipairs(ids) do
-  redis.call('ZREM', active_key, id)
   local jk = base .. 'job:' .. id
   local f = redis.pcall('HMGET', jk, 'state', 'worker', 'started_us', 'attempt', 'hist', 'lost',
     'token', 'lost_tokens')
-  if not f.err and f[1] == 'active' then
+  local mine = not f.err and f[2] == me and held[f[7]]
+  if not mine then redis.call('ZREM', active_key, id) end
+  if not f.err and f[1] == 'active' and not mine then
     local lost = (tonumber(f[6]) or 0) + 1
     local tokens = {}
     for t in string.gmatch(f[8] or '', '%S+') do tokens[#tokens + 1] = t end
-    tokens[#tokens + 1] = f[7] or ''
+    tokens[#tokens + 1] = (f[7] or '') .. '/' .. (f[2] or '')
     while #tokens > LOST_TOKENS_KEPT do table.remove(tokens, 1) end
     hist_append(jk, f[5], { attempt = tonumber(f[4]), worker = f[2], started_us = f[3],
       finished_us = now_us, outcome = 'lost',

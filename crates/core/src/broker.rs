@@ -484,14 +484,12 @@ impl Broker {
         Ok(out)
     }
 
-    /// Record outcomes of jobs of `queue`, reported by `worker`; returns the outcomes not
-    /// recorded, and why.
+    /// Record outcomes of jobs of `queue`; returns the outcomes not recorded, and why.
     pub async fn ack(
         &self,
         queue: &str,
         acks: &[Ack],
         retention: &RetentionConfig,
-        worker: &str,
     ) -> Result<Vec<(String, Refusal)>> {
         let k = &self.keys;
         let mut inv = scripts::ACK.prepare_invoke();
@@ -506,8 +504,7 @@ impl Broker {
             .arg(k.queue_base(queue))
             .arg(retention.succeeded_max)
             .arg(retention.dead_max)
-            .arg(self.deadline_ms().await)
-            .arg(worker);
+            .arg(self.deadline_ms().await);
         for ack in acks {
             let (op, a, b) = match &ack.op {
                 AckOp::Ok(result) => ("ok", result.clone().unwrap_or_default(), String::new()),
@@ -526,14 +523,13 @@ impl Broker {
         refusals(inv.invoke_async(&mut self.con.clone()).await?)
     }
 
-    /// Renew `worker`'s leases (and store the progress handlers reported); returns the leases
-    /// no longer held under the given tokens, and why.
+    /// Renew leases (and store the progress handlers reported); returns the leases no longer
+    /// held under the given tokens, and why.
     pub async fn extend(
         &self,
         queue: &str,
         leases: &[Renewal],
         lease: Duration,
-        worker: &str,
     ) -> Result<Vec<(String, Refusal)>> {
         let k = &self.keys;
         let mut inv = scripts::EXTEND.prepare_invoke();
@@ -541,8 +537,7 @@ impl Broker {
             .key(k.stats(queue))
             .arg(k.queue_base(queue))
             .arg(lease.as_millis() as u64)
-            .arg(self.deadline_ms().await)
-            .arg(worker);
+            .arg(self.deadline_ms().await);
         for r in leases {
             inv.arg(&r.id)
                 .arg(r.token)
@@ -569,7 +564,9 @@ impl Broker {
         Ok(inv.invoke_async(&mut self.con.clone()).await?)
     }
 
-    /// Take back up to `limit` jobs whose lease expired more than `grace` ago.
+    /// Take back up to `limit` jobs whose lease expired more than `grace` ago, except those
+    /// `worker` still holds (the fencing tokens in `held`).
+    #[allow(clippy::too_many_arguments)] // reason: one argument per script input; a struct would only rename them
     pub async fn recover(
         &self,
         queue: &str,
@@ -577,10 +574,12 @@ impl Broker {
         limit: usize,
         retention: &RetentionConfig,
         grace: Duration,
+        worker: &str,
+        held: &[u64],
     ) -> Result<Recovered> {
         let k = &self.keys;
-        let (requeued, buried): (u64, u64) = scripts::RECOVER
-            .key(k.active(queue))
+        let mut inv = scripts::RECOVER.prepare_invoke();
+        inv.key(k.active(queue))
             .key(k.pending(queue))
             .key(k.dead(queue))
             .key(k.wake(queue))
@@ -591,8 +590,11 @@ impl Broker {
             .arg(retention.dead_max)
             .arg(self.deadline_ms().await)
             .arg(grace.as_millis() as u64)
-            .invoke_async(&mut self.con.clone())
-            .await?;
+            .arg(worker);
+        for t in held {
+            inv.arg(*t);
+        }
+        let (requeued, buried): (u64, u64) = inv.invoke_async(&mut self.con.clone()).await?;
         Ok(Recovered { requeued, buried })
     }
 

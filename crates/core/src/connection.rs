@@ -9,7 +9,7 @@
 //! zero linger, so the kernel gives up on a dead peer and a dropped socket discards what it
 //! had not sent. Dropping a connection does not retract bytes Redis already received, nor bytes
 //! a lingering socket still retransmits: the scripts that must never take effect late carry a
-//! deadline on the Redis clock instead (see `Broker::deadline_ms` and ADR 0009).
+//! deadline on the Redis clock instead (see `Broker::deadline_ms` and ADR 0011).
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;

@@ -84,6 +84,16 @@ fn redis_hint(e: &redis::RedisError) -> &'static str {
         " (Redis did not answer in time: the network to it is slow or cut off, or Redis is overloaded; Celeriac reconnects and retries on its own)"
     } else if e.is_connection_dropped() {
         " (the connection to Redis broke; Celeriac reconnects on its own)"
+    } else if std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable
+            )
+        })
+    {
+        " (no route to Redis: the network between this host and Redis is down)"
     } else if e.is_io_error() || e.is_connection_refusal() {
         " (is Redis running at the configured URL? set --redis-url or CELERIAC_REDIS_URL)"
     } else {

@@ -1,7 +1,7 @@
 //! The acker: records outcomes in batches. Whatever finished while the previous batch was being
 //! written goes into the next one, so the number of Redis calls falls as throughput rises.
 //! An outcome is retried until Redis takes it; the job's lease is kept alive meanwhile. Each
-//! write carries a deadline (ADR 0009), so a try abandoned on a timeout never lands after the
+//! write carries a deadline (ADR 0011), so a try abandoned on a timeout never lands after the
 //! next one.
 
 use crate::shared::{pause_after_error, Shared};
@@ -54,7 +54,7 @@ async fn record(shared: &Shared, queue: &str, chunk: &[Ack]) {
     loop {
         let result = shared
             .broker
-            .ack(queue, chunk, &shared.config.retention, &shared.worker_id)
+            .ack(queue, chunk, &shared.config.retention)
             .await;
         match result {
             Ok(refused) => {

@@ -109,12 +109,9 @@ async fn execute(shared: &Shared, fetched: &Fetched, lease: &Lease) -> Option<Ac
     // `.await` is a failed attempt like any other.
     let running = AssertUnwindSafe(async move { handler.handle(job).await }).catch_unwind();
     let _cancel_on_exit = cancel.clone().drop_guard();
+    // Biased: a lease already lost or passed stops the run before the handler is polled.
     let outcome = tokio::select! {
-        r = tokio::time::timeout(timeout, running) => match r {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(panic)) => Outcome::Retry(format!("handler panicked: {}", panic_message(&panic))),
-            Err(_) => Outcome::Retry(format!("timed out after {}", humantime::format_duration(timeout))),
-        },
+        biased;
         _ = lease.lost.cancelled() => {
             warn!("lease lost (job cancelled or taken back): handler stopped, result dropped");
             return None;
@@ -133,6 +130,11 @@ async fn execute(shared: &Shared, fetched: &Fetched, lease: &Lease) -> Option<Ac
             warn!("shutdown grace period over: job handed back");
             return Some(AckOp::Release);
         }
+        r = tokio::time::timeout(timeout, running) => match r {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => Outcome::Retry(format!("handler panicked: {}", panic_message(&panic))),
+            Err(_) => Outcome::Retry(format!("timed out after {}", humantime::format_duration(timeout))),
+        },
     };
     Some(match outcome {
         Outcome::Done(result) => {

@@ -3,29 +3,45 @@
 //! handler. Each call waits at most one heartbeat period (or `redis_timeout` if shorter), so a
 //! stalled connection costs one renewal, not the lease: the next tick tries a fresh connection.
 
-use crate::shared::{every, Lease, Shared};
+use crate::shared::{Lease, Shared};
 use celeriac_core::broker::{Refusal, Renewal};
 use celeriac_core::Broker;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
+
+/// While Redis does not answer, renewals are tried again this often (not once per heartbeat),
+/// and at once when another loop gets an answer: a lease must be renewed as soon as the link
+/// is back.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let period = shared.config.worker.heartbeat_interval;
     let broker = shared
         .broker
         .with_timeout(period.min(shared.config.redis_timeout));
-    every(period, stop, || async {
+    loop {
+        let started = Instant::now();
         // Renewals first: they are what keeps running jobs on this worker. While Redis does not
-        // answer, the rest waits for the next tick.
-        if renew(&shared, &broker).await {
+        // answer, the rest waits.
+        let answered = renew(&shared, &broker).await;
+        if answered {
             check_epoch(&shared, &broker).await;
             announce_with(&shared, &broker).await;
         }
-    })
-    .await;
+        let pause = if answered {
+            period.saturating_sub(started.elapsed())
+        } else {
+            period.min(RETRY_PAUSE)
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+            _ = shared.health.back(), if !answered => {}
+        }
+    }
 }
 
 /// Detect a Redis that lost its data (restarted without persistence, failed over to an empty
@@ -108,7 +124,7 @@ async fn renew(shared: &Shared, broker: &Broker) -> bool {
     for (queue, leases) in by_queue {
         for chunk in leases.chunks(1000) {
             let sent = Instant::now();
-            match broker.extend(&queue, chunk, lease, &shared.worker_id).await {
+            match broker.extend(&queue, chunk, lease).await {
                 Ok(refused) => {
                     shared.health.ok();
                     for r in chunk {

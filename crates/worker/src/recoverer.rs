@@ -23,6 +23,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                         BATCH,
                         &shared.config.retention,
                         w.lease_grace(),
+                        &shared.worker_id,
+                        &shared.tokens(queue),
                     )
                     .await
                 {

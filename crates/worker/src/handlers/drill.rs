@@ -3,8 +3,10 @@
 //!
 //! - `drill.record` `{"ms": N}`: appends `S id attempt token worker start_us` to
 //!   `DIR/PID.ledger` (fsynced), sleeps N ms, then appends `E id attempt token worker end_us`
-//!   (fsynced) and succeeds. The ledger lives outside Redis, so a run can be checked for lost,
-//!   duplicated or overlapping executions whatever happened to Redis.
+//!   (fsynced) and succeeds. A run stopped before its end (lease lost or expired, shutdown,
+//!   timeout: the worker drops the handler) appends `X … stop_us` instead, when it is dropped.
+//!   The ledger lives outside Redis, so a run can be checked for lost, duplicated or
+//!   overlapping executions whatever happened to Redis.
 //! - `drill.abort`: aborts the worker process (a poison job that crashes its worker).
 
 use crate::handler::{Job, Outcome, Registry};
@@ -40,7 +42,13 @@ pub fn register(registry: &mut Registry, dir: PathBuf) -> std::io::Result<&mut R
                 if let Err(e) = append(&ledger, &line("S")) {
                     return Outcome::Retry(format!("ledger write failed: {e}"));
                 }
+                // Written when the worker drops this run before its end.
+                let mut stopped = Stopped {
+                    ledger: ledger.clone(),
+                    line: Some(line("X")),
+                };
                 tokio::time::sleep(Duration::from_millis(ms)).await;
+                stopped.line = None;
                 if let Err(e) = append(&ledger, &line("E")) {
                     return Outcome::Retry(format!("ledger write failed: {e}"));
                 }
@@ -50,6 +58,25 @@ pub fn register(registry: &mut Registry, dir: PathBuf) -> std::io::Result<&mut R
         .register("drill.abort", |_job: Job| async {
             std::process::abort();
         }))
+}
+
+/// Appends its line (with the time of the drop) unless disarmed.
+struct Stopped {
+    ledger: Arc<Mutex<std::fs::File>>,
+    line: Option<String>,
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Some(line) = self.line.take() {
+            // `line` ends with the start time; the stop time replaces it.
+            let head = line.trim_end().rsplit_once(' ').map_or("", |(h, _)| h);
+            let _ = append(
+                &self.ledger,
+                &format!("{head} {}\n", celeriac_core::time::now_us()),
+            );
+        }
+    }
 }
 
 fn append(ledger: &Mutex<std::fs::File>, line: &str) -> std::io::Result<()> {
