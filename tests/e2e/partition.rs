@@ -311,7 +311,7 @@ impl Cut {
     }
 }
 
-/// 12. A partition longer than the lease while the cut-off worker runs 10 jobs longer than
+/// Scenario 12: A partition longer than the lease while the cut-off worker runs 10 jobs longer than
 /// the lease: it stops them when their lease passes, another worker takes them back after the
 /// grace; when the link returns the take-backs stop counting, and the jobs taken back are no
 /// longer run one at a time as crash suspects.
@@ -343,7 +343,7 @@ fn partition_longer_than_the_lease(jobs: usize, down: Duration) -> Report {
     r
 }
 
-/// 13. A flapping link: `cycles` × (`down` cut, `up` restored) while jobs run on both workers.
+/// Scenario 13: A flapping link: `cycles` × (`down` cut, `up` restored) while jobs run on both workers.
 fn flapping_link(jobs: usize, cycles: usize, down: Duration, up: Duration) -> Report {
     let mut c = Cut::new("13 flapping link");
     c.spawn_partitioned_worker();
@@ -362,7 +362,7 @@ fn flapping_link(jobs: usize, cycles: usize, down: Duration, up: Duration) -> Re
     r
 }
 
-/// 14. A partition shorter than the lease.
+/// Scenario 14: A partition shorter than the lease.
 fn short_partition(jobs: usize, down: Duration) -> Report {
     let mut c = Cut::new("14 partition shorter than the lease");
     c.spawn_partitioned_worker();
@@ -377,7 +377,7 @@ fn short_partition(jobs: usize, down: Duration) -> Report {
     r
 }
 
-/// 15. An idle worker after a partition, its server-side connections destroyed during it or
+/// Scenario 15: An idle worker after a partition, its server-side connections destroyed during it or
 /// not: it fetches again within 5 s of the heal.
 fn idle_worker_after_heal(down: Duration, destroy: bool) -> Report {
     let name = if destroy {
@@ -418,7 +418,7 @@ fn idle_worker_after_heal(down: Duration, destroy: bool) -> Report {
     r
 }
 
-/// 16. A `celeriac cron` replica partitioned for `down` while another runs: every tick of a
+/// Scenario 16: A `celeriac cron` replica partitioned for `down` while another runs: every tick of a
 /// per-second schedule is enqueued exactly once, before, during and after the cut.
 fn cron_replica_partitioned(down: Duration) -> Report {
     let mut c = Cut::new("16 cron replica partitioned");
@@ -478,7 +478,7 @@ fn cron_replica_partitioned(down: Duration) -> Report {
     c.run.report()
 }
 
-/// 17. The only worker is cut off past its lease while its jobs finish: the outcomes it
+/// Scenario 17: The only worker is cut off past its lease while its jobs finish: the outcomes it
 /// computed during the cut are recorded at the heal (no sweep, stale or its own, throws them
 /// away), and the jobs it had to stop run once more, no more.
 fn lone_worker_cut_off(jobs: usize, down: Duration) -> Report {
