@@ -10,6 +10,9 @@
 //! - [`event`]: incoming [`Event`]s (messages, group notices, requests, meta events).
 //! - [`signature`]: [`verify_signature`] of `X-Signature: sha1=…` event reports.
 //! - [`config`]: the `[onebot]` section, [`OneBotConfig`], with its defaults and `validate()`.
+//! - [`keys`]: the Redis keys, one hash tag per bot account.
+//! - [`pacing`]: [`Pacer`], shared per-account pacing and circuit breaker (Lua in `scripts/`).
+//! - [`paced`]: [`PacedClient`], any [`OneBot`] behind the pacer: itself a [`OneBot`].
 //!
 //! # How replies map to errors
 //!
@@ -37,6 +40,7 @@
 //! | words "group not found", "群聊不存在", "群不存在"                      | `GroupNotFound`     | Gone        |
 //! | words "权限不足", "permission denied", "no permission", "cannot ban owner/admin" | `NotManageable` | Permanent |
 //! | any other `failed` (or `ok` with another retcode, as Lagrange sends)   | `Failed`            | Transient (Permanent for retcode 400, 1400) |
+//! | the account's breaker is open (nothing sent)                           | `CircuitOpen`       | RiskControl |
 //!
 //! Where the codes come from: go-cqhttp answers `retcode` 100 with a `msg` code and a Chinese
 //! `wording` (`GROUP_NOT_FOUND`/群聊不存在, `MEMBER_NOT_FOUND`/人员不存在, `NOT_MANAGEABLE`/
@@ -60,7 +64,10 @@ pub mod error;
 pub mod event;
 pub mod http;
 mod ids;
+pub mod keys;
 pub mod message;
+pub mod paced;
+pub mod pacing;
 mod reply;
 pub mod signature;
 
@@ -70,4 +77,6 @@ pub use error::{Error, ErrorClass, Result, TransportKind};
 pub use event::Event;
 pub use http::HttpClient;
 pub use message::{plain_text, Message, Segment};
+pub use paced::PacedClient;
+pub use pacing::{Open, Pacer, Reservation, SlotKind};
 pub use signature::{sign, verify_signature, SIGNATURE_HEADER};
