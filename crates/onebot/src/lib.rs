@@ -13,6 +13,7 @@
 //! - [`keys`]: the Redis keys, one hash tag per bot account.
 //! - [`pacing`]: [`Pacer`], shared per-account pacing and circuit breaker (Lua in `scripts/`).
 //! - [`paced`]: [`PacedClient`], any [`OneBot`] behind the pacer: itself a [`OneBot`].
+//! - `fake` (feature `fake`): a fake OneBot v11 HTTP server for tests and demos.
 //!
 //! # How replies map to errors
 //!
@@ -62,6 +63,8 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod event;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod http;
 mod ids;
 pub mod keys;
