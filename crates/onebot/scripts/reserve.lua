@@ -43,20 +43,19 @@ end
 -- Slots at or before now - interval can no longer conflict with anything.
 redis.call('ZREMRANGEBYSCORE', pace_key, '-inf', int(now - interval))
 local taken = redis.call('ZRANGE', pace_key, '(' .. int(slot - interval), '+inf', 'BYSCORE')
-local last = slot
 for _, s in ipairs(taken) do
   s = tonumber(s)
   if s >= slot + interval then
-    break
+    break -- a gap wide enough before the next reserved slot
   end
   if s > slot - interval then
-    slot = s + interval
+    slot = s + interval -- too close to a reserved slot: try just after it
   end
 end
+-- The set must live until its furthest slot has passed.
+local last = slot
 if #taken > 0 then
   last = math.max(slot, tonumber(taken[#taken]))
-else
-  last = slot
 end
 
 redis.call('ZADD', pace_key, int(slot), int(slot))

@@ -39,6 +39,13 @@ fn gaps(times: &[Instant]) -> Vec<Duration> {
     times.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
+#[test]
+fn the_projects_connection_type_fits() {
+    // Single node or cluster: what celeriac-core hands out is accepted by the pacer.
+    fn pacer<C: redis::aio::ConnectionLike + Clone + Send + Sync>(_: Option<Pacer<C>>) {}
+    pacer::<celeriac_core::connection::Conn>(None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_sharing_redis_are_paced_together() {
     let fake = fake(None).await;
