@@ -85,6 +85,18 @@ fn run(cmd: &mut Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Run a command that must succeed; its stdout alone (for output that is parsed).
+fn stdout_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn run_ok(cmd: &mut Command) -> String {
     let (ok, text) = run(cmd);
     assert!(ok, "{cmd:?} failed:\n{text}");
@@ -573,7 +585,7 @@ fn image_runs_a_worker_as_non_root_and_drains_on_sigterm() {
     );
 
     // 2. What the image declares.
-    let inspect: Value = serde_json::from_str(&run_ok(Command::new("buildah").args([
+    let inspect: Value = serde_json::from_str(&stdout_ok(Command::new("buildah").args([
         "inspect",
         "--type",
         "image",
@@ -618,7 +630,7 @@ fn image_runs_a_worker_as_non_root_and_drains_on_sigterm() {
     // 3. What it holds: the binary, its libraries, CA roots, passwd/group; no shell.
     run_ok(Command::new("buildah").args(["from", "--name", &image.container, &image.name]));
     let root = PathBuf::from(
-        run_ok(Command::new("buildah").args(["mount", &image.container]))
+        stdout_ok(Command::new("buildah").args(["mount", &image.container]))
             .trim()
             .to_string(),
     );
