@@ -18,6 +18,7 @@ test:
 	@scripts/ensure-redis.sh
 	@scripts/ensure-python-redis.sh
 	@scripts/ensure-test-tools.sh
+	@scripts/ensure-deploy-tools.sh || echo "warning: the deployment tests' tools are missing (see above); tests/e2e/deploy.rs will fail" >&2
 	$(CARGO) test --workspace --locked --doc
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --locked --no-fail-fast; \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the end-to-end suite against a local 3-master Redis Cluster (three redis-server processes
 # on free loopback ports, created with redis-cli --cluster create). The fault-injection, ACL
-# and TLS tests start private single-node servers of their own and are left out here.
+# and TLS tests start private single-node servers of their own and are left out here, as are the
+# deployment tests (deploy::), which use no shared Redis.
 set -euo pipefail
 dir=$(mktemp -d)
 pids=()
@@ -49,7 +50,7 @@ echo "3-master cluster up on ports ${ports[*]}; running the end-to-end suite aga
 export CELERIAC_TEST_REDIS_URL="redis://127.0.0.1:${ports[0]}"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run -p celeriac-cli --locked --no-fail-fast \
-    -E 'not (test(chaos::) | test(acl::) | test(tls::) | test(store::) | test(linkcheck::))' "$@"
+    -E 'not (test(chaos::) | test(acl::) | test(tls::) | test(store::) | test(linkcheck::) | test(deploy::))' "$@"
 else
-  cargo test -p celeriac-cli --locked --test e2e -- --skip chaos:: --skip acl:: --skip tls:: --skip store:: --skip linkcheck:: "$@"
+  cargo test -p celeriac-cli --locked --test e2e -- --skip chaos:: --skip acl:: --skip tls:: --skip store:: --skip linkcheck:: --skip deploy:: "$@"
 fi

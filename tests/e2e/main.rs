@@ -12,6 +12,7 @@ mod chaos;
 mod cli;
 mod crash;
 mod cron;
+mod deploy;
 mod interop;
 mod ledger;
 mod lifecycle;
