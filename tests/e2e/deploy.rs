@@ -11,7 +11,7 @@
 //!
 //! The tools are installed by `scripts/ensure-deploy-tools.sh` (which `make test` runs first).
 
-use crate::chaos::RedisServer;
+use crate::ledger::RedisServer;
 use crate::support::{free_port, wait_until, Env};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
