@@ -770,7 +770,8 @@ fn image_runs_a_worker_as_non_root_and_drains_on_sigterm() {
             .is_some_and(|a| a.iter().any(|w| w["pid"] == pid))
     });
 
-    // 5. It drains jobs enqueued from the host, and wrote its SQLite database to /data.
+    // 5. It drains jobs enqueued from the host. It opens its SQLite database in /data only when
+    //    a job needs it (a links.check), as the image's user.
     let ids = env.ok(&["enqueue", "noop", "--count", "20"]);
     let ids: Vec<&str> = ids
         .lines()
@@ -781,8 +782,14 @@ fn image_runs_a_worker_as_non_root_and_drains_on_sigterm() {
     for id in &ids {
         assert_eq!(env.wait_final(id, T)["state"], "succeeded", "{id}");
     }
-    let db = std::fs::metadata(format!("/proc/{pid}/root/data/celeriac.db"))
-        .expect("the worker's SQLite database in /data");
+    let db_path = format!("/proc/{pid}/root/data/celeriac.db");
+    assert!(
+        !std::path::Path::new(&db_path).exists(),
+        "no job needed the database yet: it is not opened"
+    );
+    let check = env.enqueue("links.check", "{}", &[]);
+    assert_eq!(env.wait_final(&check, T)["state"], "succeeded", "{check}");
+    let db = std::fs::metadata(&db_path).expect("the worker's SQLite database in /data");
     assert_eq!(db.uid(), uid, "written by the image's user");
 
     check_readyz(http_port);

@@ -6,12 +6,11 @@
 use crate::http::{TestServer, BACKLINK};
 use crate::sql::TestDb;
 use crate::support::{free_port, Env};
-use celeriac_core::config::{Config, LinksConfig};
-use celeriac_store::links::NewLink;
-use celeriac_store::Store;
-use celeriac_worker::handlers::links::body::Backlink;
-use celeriac_worker::handlers::links::fetch::{Failure, Fetcher};
-use celeriac_worker::handlers::links::{self, Context};
+use celeriac_core::config::Config;
+use celeriac_links::body::Backlink;
+use celeriac_links::fetch::{Failure, Fetcher};
+use celeriac_links::store::NewLink;
+use celeriac_links::{self as links, Context, LinksConfig, Store};
 use celeriac_worker::{Job, Outcome, Registry};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -285,31 +284,37 @@ struct Harness {
     _env: Env,
     registry: Registry,
     store: Store,
-    config: Config,
+    core: Config,
 }
 
 impl Harness {
     async fn new(db: &TestDb, links: LinksConfig) -> Harness {
         let env = Env::new("");
-        let mut config = Config {
+        let core = Config {
             redis_url: crate::support::redis_url(),
             prefix: env.prefix.clone(),
-            database_url: db.url.clone(),
             ..Config::default()
         };
-        config.links = links;
-        let broker = celeriac_core::Broker::from_config(&config).await.unwrap();
+        let broker = celeriac_core::Broker::from_config(&core).await.unwrap();
         let mut registry = Registry::new();
+        let core_config = core.clone();
         links::register(
             &mut registry,
-            std::sync::Arc::new(Context::new(db.url.clone(), broker, config.links.clone())),
+            std::sync::Arc::new(Context {
+                db: std::sync::Arc::new(celeriac_db::LazyDb::new(
+                    db.url.clone(),
+                    vec![links::MIGRATIONS],
+                )),
+                broker,
+                config: links.clone(),
+            }),
         );
         let store = Store::open(&db.url).await.unwrap();
         Harness {
             _env: env,
             registry,
             store,
-            config,
+            core: core_config,
         }
     }
 
@@ -374,7 +379,7 @@ async fn a_run_hides_shows_and_skips(kind: &str) {
         "whitelisted names are never fetched"
     );
 
-    let by_name = |links: &[celeriac_store::links::Link], n: &str| {
+    let by_name = |links: &[celeriac_links::store::Link], n: &str| {
         links.iter().find(|l| l.name == n).cloned().unwrap()
     };
     let links = h.store.list_links().await.unwrap();
@@ -500,7 +505,7 @@ async fn a_run_with_no_links_returns_zeros() {
 async fn one_run_at_a_time() {
     let db = TestDb::sqlite();
     let h = Harness::new(&db, config()).await;
-    let broker = celeriac_core::Broker::from_config(&h.config).await.unwrap();
+    let broker = celeriac_core::Broker::from_config(&h.core).await.unwrap();
     assert!(broker
         .try_lock(links::LOCK, "someone-else", Duration::from_secs(30))
         .await
@@ -526,7 +531,7 @@ async fn a_run_cut_off_releases_the_lock_at_once() {
     let s = TestServer::start().await;
     let h = Harness::new(&db, config()).await;
     h.add("slow", &s.url("/wait/10000")).await;
-    let broker = celeriac_core::Broker::from_config(&h.config).await.unwrap();
+    let broker = celeriac_core::Broker::from_config(&h.core).await.unwrap();
     let handler = h.registry.get(links::KIND).unwrap();
     let mut run = handler.handle(h.job("cut", json!({})));
     // Drive the run until it holds the lock, then drop it, as a job timeout or a lost lease

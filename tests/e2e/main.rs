@@ -13,6 +13,7 @@ mod cli;
 mod crash;
 mod cron;
 mod deploy;
+mod domains;
 mod interop;
 mod ledger;
 mod lifecycle;

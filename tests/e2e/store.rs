@@ -2,10 +2,9 @@
 //! each in a database of its own.
 
 use crate::sql::TestDb;
-use celeriac_store::import::{self, Format};
-use celeriac_store::links::NewLink;
-use celeriac_store::runs::{LinkResult, RunCounts};
-use celeriac_store::{Error, Store};
+use celeriac_links::import::{self, Format};
+use celeriac_links::store::{LinkResult, NewLink, RunCounts};
+use celeriac_links::{Error, Store};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -26,7 +25,12 @@ async fn links_crud(kind: &str) {
     let db = TestDb::of(kind);
     let store = Store::open(&db.url).await.unwrap();
     // Migrating again is a no-op.
-    assert!(store.migrate().await.unwrap().is_empty());
+    let again = celeriac_db::Db::connect(&db.url).await.unwrap();
+    assert!(again
+        .migrate(&[celeriac_links::MIGRATIONS])
+        .await
+        .unwrap()
+        .is_empty());
 
     let a = store
         .add_link(&new("A", "https://a.example/"))
@@ -75,7 +79,7 @@ async fn links_crud(kind: &str) {
     state.last_status = Some(404);
     state.last_error_kind = "http_status".into();
     state.consecutive_failures = 1;
-    let before = celeriac_store::links::rfc3339(now_ms());
+    let before = celeriac_core::time::rfc3339_ms(now_ms() as u64);
     store.write_link_states(&[state]).await.unwrap();
     let a = store.link("A").await.unwrap().unwrap();
     assert!(!a.is_show);

@@ -36,6 +36,8 @@ pub struct Env {
     url: String,
     /// Extra environment variables of every process this env starts.
     pub process_env: Vec<(String, String)>,
+    /// Working directory of every process this env starts (the test's own when `None`).
+    pub cwd: Option<PathBuf>,
     workers: Vec<Worker>,
 }
 
@@ -110,6 +112,7 @@ impl Env {
             config,
             url: url.to_string(),
             process_env: Vec::new(),
+            cwd: None,
             workers: Vec::new(),
         }
     }
@@ -133,6 +136,9 @@ impl Env {
         cmd.env_remove("CELERIAC_REDIS_URL")
             .env_remove("CELERIAC_CONFIG");
         cmd.envs(self.process_env.iter().map(|(k, v)| (k, v)));
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
         cmd
     }
 

@@ -2,7 +2,9 @@
 //! calls the subcommand; the work is done in the libraries.
 
 mod cmd;
+mod domains;
 mod output;
+mod settings;
 
 use clap::{Parser, Subcommand};
 use output::CliError;
@@ -69,13 +71,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match load_config(&cli) {
+    let settings = match load_settings(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    output::set_policy(&settings.worker);
+    let config = settings.core().clone();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,15 +92,15 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Worker(args) => cmd::worker::run(config, args).await,
+            Command::Worker(_) => cmd::worker::run(settings).await,
             Command::Enqueue(args) => cmd::enqueue::run(config, args).await,
             Command::Status(args) => cmd::status::run(config, args).await,
             Command::Jobs(command) => cmd::jobs::run(config, command).await,
             Command::Queues(args) => cmd::queues::run(config, args).await,
             Command::Workers(args) => cmd::workers::run(config, args).await,
-            Command::Cron(args) => cmd::cron::run(config, args).await,
-            Command::Links(command) => cmd::links::run(config, command).await,
-            Command::Migrate(args) => cmd::migrate::run(config, args).await,
+            Command::Cron(args) => cmd::cron::run(settings, args).await,
+            Command::Links(command) => cmd::links::run(settings, command).await,
+            Command::Migrate(args) => cmd::migrate::run(settings, args).await,
         }
     });
     match result {
@@ -108,24 +112,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(cli: &Cli) -> Result<celeriac_core::config::Config, celeriac_core::Error> {
-    let mut config = celeriac_core::config::Config::load(cli.config.as_deref())?;
+/// Every layer, with the global flags and the worker's own flags on top.
+fn load_settings(cli: &Cli) -> Result<settings::Settings, celeriac_core::Error> {
+    let mut flags: Vec<(&str, toml::Value)> = Vec::new();
     if let Some(url) = &cli.redis_url {
-        config.redis_url = url.clone();
+        flags.push(("redis_url", url.as_str().into()));
     }
     if let Some(url) = &cli.database_url {
-        config.database_url = url.clone();
+        flags.push(("database_url", url.as_str().into()));
     }
     if let Some(prefix) = &cli.prefix {
-        config.prefix = prefix.clone();
+        flags.push(("prefix", prefix.as_str().into()));
     }
     if let Some(format) = &cli.log_format {
-        config.log.format = if format == "json" {
-            celeriac_core::config::LogFormat::Json
-        } else {
-            celeriac_core::config::LogFormat::Text
-        };
+        flags.push(("log.format", format.as_str().into()));
     }
-    config.validate()?;
-    Ok(config)
+    if let Command::Worker(args) = &cli.command {
+        args.flags(&mut flags);
+    }
+    settings::Settings::load(cli.config.as_deref(), std::env::vars(), &flags)
 }

@@ -98,21 +98,29 @@ pub async fn broker(
         })
 }
 
-/// The domain database, migrated, with a message that says what to check.
-pub async fn store(
-    config: &celeriac_core::config::Config,
-) -> Result<celeriac_store::Store, CliError> {
-    celeriac_store::Store::open(&config.database_url)
+/// The links tables of the domain database, migrated, with a message that says what to check.
+pub async fn store(database_url: &str) -> Result<celeriac_links::Store, CliError> {
+    let db = celeriac_db::Db::open(database_url, &crate::domains::migrations())
         .await
-        .map_err(CliError::failed)
+        .map_err(CliError::failed)?;
+    Ok(celeriac_links::Store::new(db))
+}
+
+/// The workers' retry policy, for the attempts shown of jobs whose envelope does not say.
+static POLICY: std::sync::OnceLock<celeriac_worker::Settings> = std::sync::OnceLock::new();
+
+/// Set the policy [`inspector`] shows (once, at start).
+pub fn set_policy(settings: &celeriac_worker::Settings) {
+    let _ = POLICY.set(settings.clone());
 }
 
 /// An inspector over a fresh connection.
 pub async fn inspector(
     config: &celeriac_core::config::Config,
 ) -> Result<celeriac_core::inspector::Inspector, CliError> {
+    let policy = POLICY.get().cloned().unwrap_or_default();
     Ok(celeriac_core::inspector::Inspector::new(
         broker(config).await?,
-        config.clone(),
+        std::sync::Arc::new(move |kind: &str| policy.policy(kind).max_attempts),
     ))
 }

@@ -1,4 +1,4 @@
--- lock: a named lock held by one owner with a lease (e.g. one links.check run at a time).
+-- lock: a named lock held by one owner with a lease (one run at a time of some work).
 -- KEYS[1] lock key
 -- ARGV[1] 'acquire' | 'renew' | 'release', ARGV[2] owner, ARGV[3] lease ms
 -- Returns 1 when the owner holds the lock after the call (acquire, renew) or released it,

@@ -1,7 +1,6 @@
 //! Read and repair jobs, queues and workers. The CLI goes through this API only.
 
 use crate::broker::{int, string, Broker};
-use crate::config::Config;
 use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::state::JobState;
@@ -136,18 +135,32 @@ impl Repair {
     }
 }
 
+/// Attempts allowed to jobs of a kind whose envelope does not say (the workers' retry policy).
+pub type AttemptsOf = std::sync::Arc<dyn Fn(&str) -> u32 + Send + Sync>;
+
 /// Inspect and repair through a [`Broker`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Inspector {
     broker: Broker,
-    config: Config,
+    attempts_of: AttemptsOf,
+}
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector")
+            .field("broker", &self.broker)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Inspector {
-    /// `config` gives the attempts shown for jobs whose envelope does not set them (its
-    /// `[retry]` and `[kinds]`; give the CLI the workers' configuration).
-    pub fn new(broker: Broker, config: Config) -> Self {
-        Inspector { broker, config }
+    /// `attempts_of` gives the attempts shown for jobs whose envelope does not set them (give
+    /// the CLI the workers' `[retry]` and `[kinds]` policy).
+    pub fn new(broker: Broker, attempts_of: AttemptsOf) -> Self {
+        Inspector {
+            broker,
+            attempts_of,
+        }
     }
 
     fn con(&self) -> Conn {
@@ -295,7 +308,7 @@ impl Inspector {
             max_attempts: msg["max_attempts"]
                 .as_u64()
                 .map(|m| m as u32)
-                .unwrap_or_else(|| self.config.policy(&kind).max_attempts),
+                .unwrap_or_else(|| (self.attempts_of)(&kind)),
             created_at: msg["created_at"].as_u64().map(rfc3339_ms),
             started_at: started_us.map(rfc3339_us),
             finished_at: if is_final {

@@ -271,7 +271,7 @@ mod tests {
         ] {
             assert!(validate_queue(bad).is_err(), "{bad:?}");
         }
-        for good in ["default", "mail-high", "links.check", "Q_1"] {
+        for good in ["default", "mail-high", "reports.daily", "Q_1"] {
             validate_queue(good).unwrap();
         }
     }
@@ -281,7 +281,7 @@ mod tests {
         validate_id("order-42").unwrap();
         assert!(validate_id("a b").is_err());
         assert!(validate_id("").is_err());
-        validate_kind("links.check").unwrap();
+        validate_kind("reports.daily").unwrap();
         assert!(validate_kind("").is_err());
         assert!(validate_kind("a\u{0}").is_err());
     }

@@ -5,12 +5,15 @@
 //! is newer, in the same atomic step. So each (schedule, tick) is enqueued exactly once however
 //! many replicas run, with no leader, and a replica dying mid-tick leaves nothing half done.
 //!
-//! - [`schedule`]: parsing and validating `[[cron.schedules]]`, next and previous ticks in the
+//! - [`config`]: the `[cron]` section, `[[cron.schedules]]`.
+//! - [`schedule`]: parsing and validating schedules, next and previous ticks in the
 //!   schedule's time zone (DST rules documented there).
 //! - [`scheduler`]: the loop that offers ticks to Redis, with catch-up after downtime.
 
+pub mod config;
 pub mod schedule;
 pub mod scheduler;
 
+pub use config::{CatchUp, CronConfig, ScheduleConfig};
 pub use schedule::{Schedule, ScheduleError};
 pub use scheduler::run;

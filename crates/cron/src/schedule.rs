@@ -12,7 +12,7 @@
 //! Expressions have 5 fields (minute first) or 6 (seconds first), with `*`, lists, ranges, steps,
 //! names (`MON`, `JAN`), `L`, `W` and `#`; day-of-month and day-of-week combine with OR.
 
-use celeriac_core::config::{CatchUp, ScheduleConfig};
+use crate::config::{CatchUp, ScheduleConfig};
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;

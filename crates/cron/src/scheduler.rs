@@ -3,9 +3,10 @@
 //! order and a tick is retried until Redis answers, so a slow or failed enqueue delays a tick but
 //! never skips or doubles it.
 
+use crate::config::{CatchUp, CronConfig};
 use crate::schedule::{Schedule, ScheduleError};
 use celeriac_core::broker::{CronEnqueue, NewJob};
-use celeriac_core::config::{redact_url, CatchUp, Config};
+use celeriac_core::config::{redact_url, Config};
 use celeriac_core::{Broker, Envelope, ENVELOPE_VERSION};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -33,23 +34,26 @@ pub enum CronError {
     },
 }
 
-/// Parse every schedule of `config` (enabled or not) against the kinds this build runs.
-pub fn schedules(config: &Config, known_kinds: &[String]) -> Result<Vec<Schedule>, ScheduleError> {
-    config
-        .cron
-        .schedules
+/// Parse every schedule of `cron` (enabled or not) against the kinds this build runs.
+pub fn schedules(
+    cron: &CronConfig,
+    known_kinds: &[String],
+) -> Result<Vec<Schedule>, ScheduleError> {
+    cron.schedules
         .iter()
         .map(|s| Schedule::new(s.clone(), known_kinds))
         .collect()
 }
 
-/// Run the scheduler until `shutdown` is cancelled.
+/// Run the scheduler of `cron`'s schedules on the Redis of `config` until `shutdown` is
+/// cancelled; `known_kinds` are the kinds a schedule may name.
 pub async fn run(
     config: Config,
+    cron: CronConfig,
     known_kinds: Vec<String>,
     shutdown: CancellationToken,
 ) -> Result<(), CronError> {
-    let all = schedules(&config, &known_kinds)?;
+    let all = schedules(&cron, &known_kinds)?;
     let broker = Broker::from_config(&config)
         .await
         .map_err(|source| CronError::Connect {
@@ -247,7 +251,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use celeriac_core::config::ScheduleConfig;
+    use crate::config::ScheduleConfig;
 
     fn every_second(catch_up: CatchUp, max: u32) -> Schedule {
         let config = ScheduleConfig {

@@ -54,7 +54,7 @@ async fn record(shared: &Shared, queue: &str, chunk: &[Ack]) {
     loop {
         let result = shared
             .broker
-            .ack(queue, chunk, &shared.config.retention)
+            .ack(queue, chunk, &shared.config.core.retention)
             .await;
         match result {
             Ok(refused) => {

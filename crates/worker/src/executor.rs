@@ -3,7 +3,7 @@
 //! the retry policy, and hands the result to the acker.
 
 use crate::acker::AckMsg;
-use crate::handler::{Job, Outcome};
+use crate::job::{Job, Outcome};
 use crate::shared::{Lease, Shared};
 use celeriac_core::broker::{Ack, AckOp, Fetched};
 use celeriac_core::{DeadReason, Envelope};
@@ -62,7 +62,7 @@ async fn execute(shared: &Shared, fetched: &Fetched, lease: &Lease) -> Option<Ac
     let env = match Envelope::decode(
         &fetched.body,
         fetched.len,
-        shared.config.jobs.max_payload_bytes,
+        shared.config.core.jobs.max_payload_bytes,
     ) {
         Ok(env) => env,
         Err(e) => {

@@ -98,7 +98,7 @@ pub(crate) async fn run(
                     want,
                     w.lease,
                     &shared.worker_id,
-                    shared.config.jobs.max_payload_bytes,
+                    shared.config.core.jobs.max_payload_bytes,
                 )
                 .await
             {

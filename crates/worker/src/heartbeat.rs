@@ -21,7 +21,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let period = shared.config.worker.heartbeat_interval;
     let broker = shared
         .broker
-        .with_timeout(period.min(shared.config.redis_timeout));
+        .with_timeout(period.min(shared.config.core.redis_timeout));
     loop {
         let started = Instant::now();
         // Renewals first: they are what keeps running jobs on this worker. While Redis does not

@@ -5,32 +5,43 @@
 //!  Redis ───►│ pending ─► active (lease+token) │──► executor per job (decode, handler,
 //!            └─────────────────────────────────┘    timeout, panic) ──► acker (one script
 //!  heartbeat: renew leases, announce the worker      call per batch of outcomes) ──► Redis
-//!  recoverer: take back expired leases           promoter: due delayed/retrying → pending
-//!  janitor:   retention of finished jobs
+//!  sweep:     recover (take back expired leases), promote (due delayed/retrying → pending),
+//!             janitor (retention of finished jobs)
 //! ```
 //!
-//! - [`handler`]: the [`Handler`] trait, [`Job`], [`Outcome`] and the kind → handler [`Registry`].
-//! - [`handlers`]: the handlers that ship (built-ins `noop`, `sleep`, `fail`).
-//! - `fetcher`, `executor`, `acker`, `heartbeat`, `recoverer`, `promoter`, `janitor`: the loops.
+//! - [`job`]: [`Job`] (what a handler receives, with its [`Progress`]) and [`Outcome`].
+//! - [`registry`]: the [`Handler`] trait and the kind → handler [`Registry`].
+//! - [`kinds`]: the kinds every worker runs (`noop`, `sleep`, `fail`; drills for fault
+//!   injection). Domains register theirs from the program that assembles them.
+//! - [`exclusive`]: one run at a time under a renewed Redis lock, released on drop.
+//! - [`testing`]: run a handler on a job in a test, without Redis.
+//! - [`config`]: `[worker]`, `[retry]`, `[kinds]` and their defaults.
+//! - `fetcher`, `executor`, `acker`, `heartbeat`, `sweep` (recover, promote, janitor): the loops;
+//!   `health` tracks whether Redis answers.
 
 mod acker;
+pub mod config;
+pub mod exclusive;
 mod executor;
 mod fetcher;
-pub mod handler;
-pub mod handlers;
 mod health;
 mod heartbeat;
-mod janitor;
-mod promoter;
-mod recoverer;
+pub mod job;
+pub mod kinds;
+pub mod registry;
 mod shared;
+mod sweep;
+pub mod testing;
 
-pub use handler::{Handler, Job, Outcome, Registry};
+pub use config::Settings;
+pub use job::{Job, Outcome, Progress};
+pub use registry::{Handler, Registry};
 
-use celeriac_core::config::{redact_url, Config};
+use celeriac_core::config::redact_url;
 use celeriac_core::Broker;
 use shared::Shared;
 use std::sync::Arc;
+use sweep::Sweep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -58,16 +69,17 @@ pub enum WorkerError {
 /// finish within `worker.shutdown_grace`, hand the rest back at once, record every outcome,
 /// deregister. Returns `Ok(())` after a clean drain.
 pub async fn run(
-    config: Config,
+    config: Settings,
     registry: Registry,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let broker = Broker::from_config(&config)
-        .await
-        .map_err(|source| WorkerError::Connect {
-            url: redact_url(&config.redis_url),
-            source,
-        })?;
+    let broker =
+        Broker::from_config(&config.core)
+            .await
+            .map_err(|source| WorkerError::Connect {
+                url: redact_url(&config.core.redis_url),
+                source,
+            })?;
     // Neither is fatal: a worker must start against a full Redis (maxmemory) to drain it.
     if let Err(e) = broker.register_queues(&config.worker.queues).await {
         warn!(error = %e, "could not register this worker's queues; continuing");
@@ -99,9 +111,9 @@ pub async fn run(
     let acker = tokio::spawn(acker::run(shared.clone(), ack_rx));
     let loops = [
         tokio::spawn(heartbeat::run(shared.clone(), maintenance.clone())),
-        tokio::spawn(recoverer::run(shared.clone(), shutdown.clone())),
-        tokio::spawn(promoter::run(shared.clone(), shutdown.clone())),
-        tokio::spawn(janitor::run(shared.clone(), shutdown.clone())),
+        tokio::spawn(sweep::run(shared.clone(), Sweep::Recover, shutdown.clone())),
+        tokio::spawn(sweep::run(shared.clone(), Sweep::Promote, shutdown.clone())),
+        tokio::spawn(sweep::run(shared.clone(), Sweep::Janitor, shutdown.clone())),
     ];
 
     fetcher::run(shared.clone(), tracker.clone(), ack_tx, shutdown.clone()).await;

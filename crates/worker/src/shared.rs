@@ -1,8 +1,9 @@
 //! State shared by the worker's loops.
 
-use crate::handler::{Progress, Registry};
+use crate::config::Settings;
 use crate::health::RedisHealth;
-use celeriac_core::config::Config;
+use crate::job::Progress;
+use crate::registry::Registry;
 use celeriac_core::Broker;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,7 +77,7 @@ impl Lease {
 }
 
 pub(crate) struct Shared {
-    pub config: Config,
+    pub config: Settings,
     pub broker: Broker,
     pub registry: Registry,
     pub worker_id: String,
@@ -98,7 +99,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, broker: Broker, registry: Registry) -> Self {
+    pub fn new(config: Settings, broker: Broker, registry: Registry) -> Self {
         let host = hostname();
         let worker_id = format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..));
         Shared {

@@ -1,7 +1,8 @@
 //! `celeriac cron`, `celeriac cron list`, `celeriac cron history NAME`.
 
+use crate::domains;
 use crate::output::{inspector, or_dash, print_json, table, CliError, CliResult};
-use celeriac_core::config::Config;
+use crate::settings::Settings;
 use celeriac_cron::scheduler;
 use serde::Serialize;
 use std::process::ExitCode;
@@ -56,7 +57,7 @@ struct ScheduleInfo {
     kind: String,
     queue: String,
     enabled: bool,
-    catch_up: celeriac_core::config::CatchUp,
+    catch_up: celeriac_cron::CatchUp,
     next_runs: Vec<NextRun>,
     last_tick: Option<String>,
     last_job_id: Option<String>,
@@ -71,18 +72,16 @@ struct Tick {
     state: Option<String>,
 }
 
-fn known_kinds() -> Vec<String> {
-    celeriac_worker::handlers::shipped_kinds()
-}
-
-pub async fn run(config: Config, args: Args) -> CliResult {
-    let schedules = scheduler::schedules(&config, &known_kinds()).map_err(CliError::usage)?;
+pub async fn run(settings: Settings, args: Args) -> CliResult {
+    let schedules =
+        scheduler::schedules(&settings.cron, &domains::kinds()).map_err(CliError::usage)?;
+    let config = settings.core().clone();
     match args.command {
         None => {
-            crate::cmd::worker::init_logging(&config);
+            crate::cmd::worker::init_logging(&settings.log);
             let shutdown = CancellationToken::new();
             tokio::spawn(crate::cmd::worker::on_signal(shutdown.clone()));
-            scheduler::run(config, known_kinds(), shutdown)
+            scheduler::run(config, settings.cron, domains::kinds(), shutdown)
                 .await
                 .map_err(|e| CliError::failed(anyhow::anyhow!(e)))?;
             Ok(ExitCode::SUCCESS)

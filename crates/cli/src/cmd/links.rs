@@ -1,9 +1,9 @@
 //! `celeriac links`: the friend links `links.check` checks, and the results of its runs.
 
 use crate::output::{or_dash, print_json, store, table, CliError, CliResult};
-use celeriac_core::config::Config;
-use celeriac_store::import::{self, Format};
-use celeriac_store::links::NewLink;
+use crate::settings::Settings;
+use celeriac_links::import::{self, Format};
+use celeriac_links::store::NewLink;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,8 +102,8 @@ struct LinkView {
     last_checked_at: Option<String>,
 }
 
-pub async fn run(config: Config, command: Command) -> CliResult {
-    let store = store(&config).await?;
+pub async fn run(settings: Settings, command: Command) -> CliResult {
+    let store = store(&settings.db.database_url).await?;
     match command {
         Command::Add(a) => {
             let link = store
@@ -167,7 +167,7 @@ pub async fn run(config: Config, command: Command) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list(store: &celeriac_store::Store, json: bool) -> Result<(), CliError> {
+async fn list(store: &celeriac_links::Store, json: bool) -> Result<(), CliError> {
     let links = store.list_links().await.map_err(store_error)?;
     if json {
         let view: Vec<LinkView> = links
@@ -215,7 +215,7 @@ async fn list(store: &celeriac_store::Store, json: bool) -> Result<(), CliError>
     Ok(())
 }
 
-async fn runs(store: &celeriac_store::Store, a: RunsArgs) -> Result<(), CliError> {
+async fn runs(store: &celeriac_links::Store, a: RunsArgs) -> Result<(), CliError> {
     if a.limit < 1 {
         return Err(CliError::usage(anyhow::anyhow!(
             "--limit must be at least 1"
@@ -249,7 +249,7 @@ async fn runs(store: &celeriac_store::Store, a: RunsArgs) -> Result<(), CliError
     Ok(())
 }
 
-async fn results(store: &celeriac_store::Store, a: ResultsArgs) -> Result<(), CliError> {
+async fn results(store: &celeriac_links::Store, a: ResultsArgs) -> Result<(), CliError> {
     let Some(run) = store.run(a.run).await.map_err(store_error)? else {
         return Err(CliError::failed(anyhow::anyhow!(match a.run {
             Some(id) => format!("no check run {id} (old runs are deleted beyond links.keep_runs; see `celeriac links runs`)"),
@@ -304,9 +304,9 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.into()
 }
 
-fn store_error(e: celeriac_store::Error) -> CliError {
+fn store_error(e: celeriac_links::Error) -> CliError {
     match e {
-        celeriac_store::Error::Invalid(_) | celeriac_store::Error::DuplicateName(_) => {
+        celeriac_links::Error::Invalid(_) | celeriac_links::Error::DuplicateName(_) => {
             CliError::usage(e)
         }
         _ => CliError::failed(e),

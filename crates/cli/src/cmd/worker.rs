@@ -1,7 +1,8 @@
 //! `celeriac worker`.
 
+use crate::domains;
 use crate::output::{CliError, CliResult};
-use celeriac_core::config::{Config, LogFormat};
+use crate::settings::{LogConfig, LogFormat, Settings};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -18,41 +19,37 @@ pub struct Args {
     concurrency: Option<usize>,
 }
 
-pub async fn run(mut config: Config, args: Args) -> CliResult {
-    if let Some(q) = args.queues {
-        config.worker.queues = q;
+impl Args {
+    /// These flags as configuration layered over everything else.
+    pub fn flags(&self, flags: &mut Vec<(&'static str, toml::Value)>) {
+        if let Some(q) = &self.queues {
+            let list = q.iter().map(|s| toml::Value::from(s.as_str())).collect();
+            flags.push(("worker.queues", toml::Value::Array(list)));
+        }
+        if let Some(n) = self.concurrency {
+            flags.push(("worker.concurrency", toml::Value::Integer(n as i64)));
+        }
     }
-    if let Some(n) = args.concurrency {
-        config.worker.concurrency = n;
-    }
-    config.validate().map_err(CliError::usage)?;
-    init_logging(&config);
+}
 
+pub async fn run(settings: Settings) -> CliResult {
+    init_logging(&settings.log);
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
     let mut registry = celeriac_worker::Registry::new();
-    celeriac_worker::handlers::register_all(&mut registry);
-    let links = std::sync::Arc::new(celeriac_worker::handlers::links::Context::new(
-        config.database_url.clone(),
-        crate::output::broker(&config).await?,
-        config.links.clone(),
-    ));
-    // Migrations run at start; a database that is down only delays links.check jobs (they
-    // retry), never the worker's other kinds.
-    if let Err(e) = links.open().await {
-        tracing::warn!(
-            database = %celeriac_core::config::redact_url(&config.database_url),
-            error = %e,
-            "the domain database is not available; links.check jobs will retry until it is"
-        );
-    }
-    celeriac_worker::handlers::links::register(&mut registry, links);
+    celeriac_worker::kinds::register_all(&mut registry);
+    // Domains open the database and build HTTP clients only when a job needs them.
+    let context = domains::Context::new(
+        crate::output::broker(settings.core()).await?,
+        &settings.db.database_url,
+    );
+    domains::register(&mut registry, &context, &settings.domains);
     if let Some(dir) = std::env::var_os("CELERIAC_DRILL_LEDGER") {
         tracing::warn!(ledger = ?dir, "drill kinds enabled (drill.record, drill.abort): for fault-injection runs only");
-        celeriac_worker::handlers::register_drills(&mut registry, dir.into())
+        celeriac_worker::kinds::register_drills(&mut registry, dir.into())
             .map_err(|e| CliError::failed(anyhow::anyhow!("cannot open the drill ledger: {e}")))?;
     }
-    celeriac_worker::run(config, registry, shutdown)
+    celeriac_worker::run(settings.worker, registry, shutdown)
         .await
         .map_err(|e| CliError::failed(anyhow::anyhow!(e)))?;
     Ok(ExitCode::SUCCESS)
@@ -74,17 +71,17 @@ pub(crate) async fn on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-pub(crate) fn init_logging(config: &Config) {
+pub(crate) fn init_logging(log: &LogConfig) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(&config.log.level));
+        .unwrap_or_else(|| EnvFilter::new(&log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    let _ = match config.log.format {
+    let _ = match log.format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)

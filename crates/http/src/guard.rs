@@ -1,4 +1,5 @@
-//! The SSRF guard: a friend link must not make the worker fetch an internal service.
+//! The SSRF guard: a URL from a user (a friend link, a webhook) must not make the worker fetch
+//! an internal service.
 //!
 //! Every host is resolved here, before any connection: addresses that are not global
 //! (loopback, RFC 1918, link-local including 169.254.169.254, CGNAT, ULA, multicast,
@@ -8,10 +9,11 @@
 //! the check and the dial. A literal IP in a URL is checked the same way. Every redirect hop
 //! goes through the guard again.
 //!
-//! `[links] allow_private_networks = true` lifts the non-global rule (multicast, broadcast and
-//! unspecified addresses stay refused); `[links] allowed_networks` opens single networks.
+//! `allow_private` (a domain's `allow_private_networks` setting) lifts the non-global rule
+//! (multicast, broadcast and unspecified addresses stay refused); `allowed` networks
+//! (`allowed_networks`) are opened one by one.
 
-use celeriac_core::config::Network;
+use crate::Network;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -35,34 +37,51 @@ impl std::fmt::Display for GuardError {
 
 impl std::error::Error for GuardError {}
 
-/// The address policy and the hosts resolved (and validated) so far in one run.
+/// Which addresses outbound requests may reach.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddressPolicy {
+    /// Let requests reach loopback, private (RFC 1918, ULA), link-local and CGNAT addresses.
+    pub allow_private: bool,
+    /// Networks reachable even when `allow_private` is off.
+    pub allowed: Vec<Network>,
+    /// The settings section that holds this policy (`"links"`), named in refusals so an
+    /// operator knows what to change.
+    pub section: &'static str,
+}
+
+/// The address policy and the hosts resolved (and validated) so far.
 #[derive(Debug)]
 pub struct Guard {
-    allow_private: bool,
-    allowed: Vec<Network>,
+    policy: AddressPolicy,
     resolved: Mutex<HashMap<String, Arc<[IpAddr]>>>,
 }
 
 impl Guard {
     /// A guard with the given policy.
-    pub fn new(allow_private: bool, allowed: Vec<Network>) -> Self {
+    pub fn new(policy: AddressPolicy) -> Self {
         Guard {
-            allow_private,
-            allowed,
+            policy,
             resolved: Mutex::new(HashMap::new()),
         }
     }
 
     /// Whether `ip` may be dialled.
     pub fn permits(&self, ip: IpAddr) -> bool {
-        if self.allowed.iter().any(|n| n.contains(ip)) {
+        if self.policy.allowed.iter().any(|n| n.contains(ip)) {
             return true;
         }
         match classify(ip) {
             Class::Global => true,
-            Class::Private => self.allow_private,
+            Class::Private => self.policy.allow_private,
             Class::Never => false,
         }
+    }
+
+    fn how_to_allow(&self) -> String {
+        format!(
+            "set [{}] allow_private_networks or allowed_networks to reach it",
+            self.policy.section
+        )
     }
 
     /// Resolve `host` (a name or a literal address) and keep the permitted addresses; the
@@ -74,7 +93,8 @@ impl Guard {
                 Ok(Arc::from(vec![ip]))
             } else {
                 Err(GuardError::Blocked(format!(
-                    "{ip} is not a public address (set [links] allow_private_networks or allowed_networks to reach it)"
+                    "{ip} is not a public address ({})",
+                    self.how_to_allow()
                 )))
             };
         }
@@ -96,12 +116,13 @@ impl Guard {
             .collect();
         if kept.is_empty() {
             return Err(GuardError::Blocked(format!(
-                "{host} resolves only to addresses that are not public ({}); set [links] allow_private_networks or allowed_networks to reach them",
+                "{host} resolves only to addresses that are not public ({}); {}",
                 found
                     .iter()
                     .map(IpAddr::to_string)
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                self.how_to_allow()
             )));
         }
         let kept: Arc<[IpAddr]> = Arc::from(kept);
@@ -205,13 +226,21 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
 mod tests {
     use super::*;
 
+    fn policy(allow_private: bool, allowed: Vec<Network>) -> AddressPolicy {
+        AddressPolicy {
+            allow_private,
+            allowed,
+            section: "test",
+        }
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
     #[test]
     fn non_global_addresses_are_refused_by_default() {
-        let g = Guard::new(false, vec![]);
+        let g = Guard::new(policy(false, vec![]));
         for blocked in [
             "127.0.0.1",
             "127.8.9.1",
@@ -259,7 +288,7 @@ mod tests {
 
     #[test]
     fn allow_private_keeps_never_addresses_refused() {
-        let g = Guard::new(true, vec![]);
+        let g = Guard::new(policy(true, vec![]));
         assert!(g.permits(ip("127.0.0.1")));
         assert!(g.permits(ip("10.1.1.1")));
         assert!(g.permits(ip("fd00::1")));
@@ -270,7 +299,7 @@ mod tests {
 
     #[test]
     fn allowed_networks_open_exactly_themselves() {
-        let g = Guard::new(false, vec!["127.0.0.1/32".parse().unwrap()]);
+        let g = Guard::new(policy(false, vec!["127.0.0.1/32".parse().unwrap()]));
         assert!(g.permits(ip("127.0.0.1")));
         assert!(!g.permits(ip("127.0.0.2")));
         assert!(!g.permits(ip("169.254.169.254")));
@@ -278,9 +307,11 @@ mod tests {
 
     #[tokio::test]
     async fn names_resolving_to_loopback_are_blocked() {
-        let g = Guard::new(false, vec![]);
+        let g = Guard::new(policy(false, vec![]));
         match g.check_host("localhost").await {
-            Err(GuardError::Blocked(m)) => assert!(m.contains("localhost"), "{m}"),
+            Err(GuardError::Blocked(m)) => {
+                assert!(m.contains("localhost") && m.contains("[test]"), "{m}")
+            }
             other => panic!("expected blocked, got {other:?}"),
         }
         assert!(matches!(
@@ -291,7 +322,7 @@ mod tests {
             g.check_host("no-such-host.invalid").await,
             Err(GuardError::Dns(_))
         ));
-        let open = Guard::new(true, vec![]);
+        let open = Guard::new(policy(true, vec![]));
         let ips = open.check_host("localhost").await.unwrap();
         assert!(ips.iter().all(|i| i.is_loopback()));
     }

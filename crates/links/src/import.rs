@@ -9,8 +9,8 @@
 //! Blank lines are skipped. Every error names its line; nothing is imported from a file with
 //! an error.
 
-use crate::links::NewLink;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::store::NewLink;
 
 /// A file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,10 +1,6 @@
-//! What a handler is, what it receives and what it returns.
+//! What a handler receives ([`Job`], with its [`Progress`]) and returns ([`Outcome`]).
 
-use celeriac_core::JobKind;
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -100,82 +96,5 @@ impl Job {
     pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Outcome> {
         serde_json::from_value(self.payload.clone())
             .map_err(|e| Outcome::Discard(format!("payload does not fit kind {}: {e}", self.kind)))
-    }
-}
-
-/// The future a handler returns.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
-
-/// Runs jobs of one kind. Any `Fn(Job) -> impl Future<Output = Outcome>` is a handler.
-///
-/// Delivery is at least once: a job may run again after a crash or a lost lease, so a handler
-/// must be idempotent (use [`Job::id`] to dedupe side effects downstream).
-pub trait Handler: Send + Sync + 'static {
-    /// Run one attempt.
-    fn handle(&self, job: Job) -> HandlerFuture;
-}
-
-impl<F, Fut> Handler for F
-where
-    F: Fn(Job) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Outcome> + Send + 'static,
-{
-    fn handle(&self, job: Job) -> HandlerFuture {
-        Box::pin(self(job))
-    }
-}
-
-/// Kind → handler.
-#[derive(Clone, Default)]
-pub struct Registry {
-    handlers: BTreeMap<String, Arc<dyn Handler>>,
-}
-
-impl std::fmt::Debug for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.handlers.keys()).finish()
-    }
-}
-
-impl Registry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Register `handler` for `kind` (replacing any earlier one).
-    pub fn register(&mut self, kind: &str, handler: impl Handler) -> &mut Self {
-        self.handlers.insert(kind.to_string(), Arc::new(handler));
-        self
-    }
-
-    /// Register a handler taking the typed payload of `J`; a payload that does not decode is
-    /// discarded with the decode error.
-    pub fn register_typed<J, F, Fut>(&mut self, handler: F) -> &mut Self
-    where
-        J: JobKind + Send + 'static,
-        F: Fn(J, Job) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Outcome> + Send + 'static,
-    {
-        let handler = Arc::new(handler);
-        self.register(J::KIND, move |job: Job| {
-            let handler = handler.clone();
-            async move {
-                match job.payload_as::<J>() {
-                    Ok(payload) => handler(payload, job).await,
-                    Err(outcome) => outcome,
-                }
-            }
-        })
-    }
-
-    /// The handler for `kind`.
-    pub fn get(&self, kind: &str) -> Option<Arc<dyn Handler>> {
-        self.handlers.get(kind).cloned()
-    }
-
-    /// Registered kinds, sorted.
-    pub fn kinds(&self) -> Vec<String> {
-        self.handlers.keys().cloned().collect()
     }
 }

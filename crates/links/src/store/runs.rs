@@ -1,7 +1,8 @@
 //! Check runs (one per `links.check` job attempt) and the result of every link they checked.
 
-use crate::links::rfc3339;
-use crate::{now_ms, Result, Store};
+use super::{now_ms, rfc3339, Store};
+use crate::error::Result;
+use celeriac_db::sqlx;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};

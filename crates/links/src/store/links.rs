@@ -1,6 +1,8 @@
 //! Friend links: the operator's list, and the state a check run keeps on each link.
 
-use crate::{now_ms, Error, Result, Store};
+use super::{now_ms, rfc3339, Backend, Store};
+use crate::error::{Error, Result};
+use celeriac_db::sqlx;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -129,35 +131,6 @@ impl Link {
     }
 }
 
-/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// The columns of a [`Link`]. `last_checked_at` is the end of the newest finished run that
 /// has a result for the link, so a check that changes nothing writes nothing on the link's row;
 /// once that run's results are pruned it falls back to the time stored with the last change.
@@ -268,8 +241,8 @@ impl Store {
         // worker committing in between would fail it at once (WAL's busy snapshot) instead of
         // making it wait.
         let mut tx = match self.backend() {
-            crate::Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
-            crate::Backend::Postgres => self.pool().begin().await?,
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool().begin().await?,
         };
         let mut summary = ImportSummary::default();
         for l in links {
@@ -345,13 +318,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_matches_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339(1_798_761_599_999), "2026-12-31T23:59:59.999Z");
-    }
 
     #[test]
     fn new_links_are_validated() {

@@ -1,6 +1,7 @@
 //! Built-in kinds: `noop`, `sleep`, `fail`.
 
-use crate::handler::{Job, Outcome, Registry};
+use crate::job::{Job, Outcome};
+use crate::registry::Registry;
 use serde::Deserialize;
 use std::time::Duration;
 

@@ -1,28 +1,30 @@
-//! Celeriac's domain data in SQL, through `sqlx`: SQLite embedded by default (a file under
-//! `./data/`), PostgreSQL in production. The same queries run on both (written with `$n`
-//! placeholders, which both accept); each backend has its own migrations under `migrations/`.
+//! Domain data in SQL, through `sqlx`: SQLite embedded by default (a file under `./data/`),
+//! PostgreSQL in production. Queries are written once with `$n` placeholders, which both
+//! accept; each domain ships its migrations for both dialects (`migrations/sqlite`,
+//! `migrations/postgres`, same versions) and hands them to [`Db::migrate`].
 //!
-//! - [`Store`]: a pool, opened from a URL (`sqlite://…` or `postgres://…`), with the
-//!   migrations applied by [`Store::migrate`].
-//! - [`links`]: friend links (the operator's list) — add, list, remove, import, and the state
-//!   changes a check run writes.
-//! - [`runs`]: check runs and their per-link results.
-//! - [`import`]: the CSV and JSON-lines formats `celeriac links import` reads.
+//! - [`Db`]: a pool opened from a URL (`sqlite://…` or `postgres://…`).
+//! - [`Migrations`]: one domain's migrations, both dialects; versions are unique across domains.
+//! - [`LazyDb`]: a database opened and migrated on first use, so a worker that never runs a
+//!   kind needing it never touches it.
+//! - [`DbConfig`]: the `database_url` setting.
+//! - [`now_ms`]: the time helper every domain stores.
 
-pub mod import;
-pub mod links;
-pub mod runs;
+mod config;
+mod lazy;
 
+pub use config::{DbConfig, DEFAULT_DATABASE_URL};
+pub use lazy::LazyDb;
+pub use sqlx;
+
+use celeriac_core::config::redact_url;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::AnyPool;
 use sqlx::SqlSafeStr;
 use std::time::Duration;
 
-/// The database used when nothing is configured: a SQLite file beside the working directory.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/celeriac.db";
-
-/// Errors of the store. Each message says what to check.
+/// Errors of the database layer. Each message says what to check.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The URL names no supported database.
@@ -53,18 +55,12 @@ pub enum Error {
     /// A query failed.
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
-    /// A link with this name exists already.
-    #[error("a link named {0:?} exists already (remove it first, or use `celeriac links import` to update it)")]
-    DuplicateName(String),
-    /// A value does not fit (the message names the field).
-    #[error("{0}")]
-    Invalid(String),
 }
 
-/// Result of the store.
+/// Result of the database layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Which database a [`Store`] talks to.
+/// Which database a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// SQLite (embedded).
@@ -73,17 +69,22 @@ pub enum Backend {
     Postgres,
 }
 
+/// One domain's migrations: `(version, name, SQLite text, PostgreSQL text)`. Versions are
+/// unique across domains (they share the database's `_sqlx_migrations` table); names say
+/// which domain a migration belongs to (`0001_links`).
+pub type Migrations = &'static [(i64, &'static str, &'static str, &'static str)];
+
 /// A pool of connections to the domain database.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct Db {
     pool: AnyPool,
     backend: Backend,
 }
 
-impl Store {
+impl Db {
     /// Connect to `url` (`sqlite://PATH` creates the file and its directory; `postgres://…`).
-    /// Migrations are not run: call [`Store::migrate`] (or use [`Store::open`]).
-    pub async fn connect(url: &str) -> Result<Store> {
+    /// Migrations are not run: call [`Db::migrate`] (or use [`Db::open`]).
+    pub async fn connect(url: &str) -> Result<Db> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(url)?;
         let url_to_open = match backend {
@@ -100,7 +101,7 @@ impl Store {
             .connect(&url_to_open)
             .await
             .map_err(|source| Error::Connect {
-                url: redact(url),
+                url: redact_url(url),
                 source,
             })?;
         if backend == Backend::Sqlite {
@@ -109,19 +110,20 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        Ok(Store { pool, backend })
+        Ok(Db { pool, backend })
     }
 
-    /// [`Store::connect`], then [`Store::migrate`].
-    pub async fn open(url: &str) -> Result<Store> {
-        let store = Self::connect(url).await?;
-        store.migrate().await?;
-        Ok(store)
+    /// [`Db::connect`], then [`Db::migrate`].
+    pub async fn open(url: &str, migrations: &[Migrations]) -> Result<Db> {
+        let db = Self::connect(url).await?;
+        db.migrate(migrations).await?;
+        Ok(db)
     }
 
-    /// Apply the migrations not applied yet; returns the versions applied now.
-    pub async fn migrate(&self) -> Result<Vec<i64>> {
-        let migrator = migrator(self.backend);
+    /// Apply the migrations of every domain in `migrations` not applied yet, in version order;
+    /// returns the versions applied now.
+    pub async fn migrate(&self, migrations: &[Migrations]) -> Result<Vec<i64>> {
+        let migrator = migrator(self.backend, migrations);
         let before: Vec<i64> = self.applied().await.unwrap_or_default();
         migrator.run(&self.pool).await?;
         Ok(migrator
@@ -145,8 +147,8 @@ impl Store {
         self.backend
     }
 
-    /// The pool (for the modules of this crate).
-    pub(crate) fn pool(&self) -> &AnyPool {
+    /// The pool.
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
@@ -163,7 +165,9 @@ fn backend_of(url: &str) -> Result<Backend> {
     } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
         Ok(Backend::Postgres)
     } else {
-        Err(Error::UnsupportedUrl { url: redact(url) })
+        Err(Error::UnsupportedUrl {
+            url: redact_url(url),
+        })
     }
 }
 
@@ -195,43 +199,35 @@ fn prepare_sqlite(url: &str) -> Result<String> {
     })
 }
 
-/// `url` without its password.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+/// The migrator of `backend` over the migrations of every domain, sorted by version.
+fn migrator(backend: Backend, domains: &[Migrations]) -> Migrator {
+    let mut all: Vec<_> = domains.iter().flat_map(|m| m.iter()).collect();
+    all.sort_by_key(|m| m.0);
+    // A program built with fewer domains (or a domain's own tests) may open a database whose
+    // other domains' migrations it does not know: those are left alone.
+    let mut migrator = Migrator::with_migrations(
+        all.into_iter()
+            .map(|(version, name, sqlite, postgres)| {
+                Migration::new(
+                    *version,
+                    (*name).into(),
+                    MigrationType::Simple,
+                    match backend {
+                        Backend::Sqlite => sqlite,
+                        Backend::Postgres => postgres,
+                    }
+                    .into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    );
+    migrator.set_ignore_missing(true);
+    migrator
 }
 
-macro_rules! migrations {
-    ($dir:literal: $($version:literal $name:literal),* $(,)?) => {
-        vec![$(Migration::new(
-            $version,
-            $name.into(),
-            MigrationType::Simple,
-            include_str!(concat!("../../../migrations/", $dir, "/", $name, ".sql")).into_sql_str(),
-            false,
-        )),*]
-    };
-}
-
-/// The migrations of `backend`, embedded in the binary (`migrations/sqlite`,
-/// `migrations/postgres`: the same versions, each in its dialect).
-fn migrator(backend: Backend) -> Migrator {
-    Migrator::with_migrations(match backend {
-        Backend::Sqlite => migrations!("sqlite": 1 "0001_links"),
-        Backend::Postgres => migrations!("postgres": 1 "0001_links"),
-    })
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch, as domains store times (UTC epochs).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -251,13 +247,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("sqlite://") && !e.contains("secret"), "{e}");
-        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[test]
     fn sqlite_urls_ask_for_creation() {
-        let dir = std::env::temp_dir().join(format!("celeriac-store-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("celeriac-db-{}", std::process::id()));
         let url = format!("sqlite://{}/sub/x.db", dir.display());
         assert_eq!(prepare_sqlite(&url).unwrap(), format!("{url}?mode=rwc"));
         assert!(dir.join("sub").is_dir());

@@ -9,7 +9,8 @@
 //!   overlapping executions whatever happened to Redis.
 //! - `drill.abort`: aborts the worker process (a poison job that crashes its worker).
 
-use crate::handler::{Job, Outcome, Registry};
+use crate::job::{Job, Outcome};
+use crate::registry::Registry;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -5,14 +5,14 @@
 //! body streamed and capped, and transient failures (5xx, 408, 429, timeouts, resets) retried
 //! with backoff, honouring `Retry-After` up to a cap.
 
-use super::body::{Backlink, Search};
-use super::guard::{Guard, GuardError};
-use celeriac_core::config::LinksConfig;
-use reqwest::{Method, StatusCode, Url};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use crate::body::{Backlink, Search};
+use crate::config::LinksConfig;
+use celeriac_http::reqwest::{self, Method, StatusCode, Url};
+use celeriac_http::{
+    classify, retry_after, transient_status, Guard, GuardError, HostPacer, Transport,
+};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 
 /// What became of one URL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,11 +79,30 @@ impl Failure {
     /// Worth another try: a server error, throttling, a timeout or a broken connection.
     fn transient(self) -> bool {
         match self {
-            Failure::Status(s) => s >= 500 || s == 408 || s == 429,
+            Failure::Status(s) => transient_status(s),
             Failure::Timeout | Failure::Protocol => true,
             _ => false,
         }
     }
+}
+
+impl From<Transport> for Failure {
+    fn from(t: Transport) -> Failure {
+        match t {
+            Transport::Timeout => Failure::Timeout,
+            Transport::Dns => Failure::Dns,
+            Transport::Connect => Failure::Connect,
+            Transport::Tls => Failure::Tls,
+            Transport::Blocked => Failure::BlockedAddress,
+            Transport::Protocol => Failure::Protocol,
+        }
+    }
+}
+
+/// A client error as a failure and its message.
+fn failure_of(e: &reqwest::Error) -> (Failure, String) {
+    let (kind, message) = classify(e);
+    (kind.into(), message)
 }
 
 /// The report on one URL.
@@ -128,62 +147,43 @@ impl Attempt {
     }
 }
 
-/// Requests in flight per host, and the spacing between their starts.
-#[derive(Default)]
-struct Hosts {
-    slots: Mutex<HashMap<String, Arc<HostSlot>>>,
-}
-
-struct HostSlot {
-    permits: Arc<Semaphore>,
-    next_start: Mutex<Instant>,
-}
-
 /// The fetcher of one run.
 pub struct Fetcher {
     client: reqwest::Client,
     guard: Arc<Guard>,
     config: LinksConfig,
-    hosts: Hosts,
+    hosts: HostPacer,
 }
 
 impl Fetcher {
     /// A client with the run's settings, keeping idle connections for reuse.
-    pub fn new(config: &LinksConfig) -> Result<Fetcher, String> {
+    pub fn new(config: &LinksConfig) -> Result<Fetcher, celeriac_http::BuildError> {
         Self::with_reuse(config, true)
     }
 
     /// A client with the run's settings. With `reuse_connections` an idle connection is kept
     /// a few seconds for the next URL on its host; without (every URL on its own host, the
     /// usual friend list) none is kept, so open sockets never exceed `links.concurrency`.
-    pub fn with_reuse(config: &LinksConfig, reuse_connections: bool) -> Result<Fetcher, String> {
-        // rustls needs a process-wide crypto provider; Celeriac uses ring everywhere.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let guard = Arc::new(Guard::new(
-            config.allow_private_networks,
-            config.allowed_networks.clone(),
-        ));
-        let client = reqwest::Client::builder()
-            .user_agent(config.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .retry(reqwest::retry::never())
-            .no_proxy()
-            .dns_resolver(guard.clone())
-            .connect_timeout(config.timeout)
-            .pool_max_idle_per_host(if reuse_connections {
+    pub fn with_reuse(
+        config: &LinksConfig,
+        reuse_connections: bool,
+    ) -> Result<Fetcher, celeriac_http::BuildError> {
+        let (client, guard) = celeriac_http::build(&celeriac_http::ClientOptions {
+            user_agent: config.user_agent.clone(),
+            policy: config.address_policy(),
+            connect_timeout: config.timeout,
+            idle_per_host: if reuse_connections {
                 config.per_host
             } else {
                 0
-            })
-            .pool_idle_timeout(Duration::from_secs(5))
-            .https_only(false)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            },
+            idle_timeout: Duration::from_secs(5),
+        })?;
         Ok(Fetcher {
             client,
             guard,
             config: config.clone(),
-            hosts: Hosts::default(),
+            hosts: HostPacer::new(config.per_host, config.host_interval),
         })
     }
 
@@ -288,7 +288,7 @@ impl Fetcher {
         loop {
             let host = url.host_str().unwrap_or_default().to_string();
             let waiting = tokio::time::Instant::now();
-            let _slot = self.host_slot(&host).await;
+            let _slot = self.hosts.acquire(&host).await;
             let deadline = match deadline {
                 Some(d) => {
                     *d += waiting.elapsed();
@@ -316,7 +316,7 @@ impl Fetcher {
                 Err(_) => return timed_out(redirects),
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
-                    let (failure, message) = classify(&e);
+                    let (failure, message) = failure_of(&e);
                     return Attempt::failed(failure, message, redirects);
                 }
             };
@@ -408,7 +408,7 @@ impl Fetcher {
             let chunk = match response.chunk().await {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
-                Err(e) => return Err(classify(&e)),
+                Err(e) => return Err(failure_of(&e)),
             };
             let room = cap - read;
             let take = chunk.len().min(room);
@@ -436,34 +436,6 @@ impl Fetcher {
             ))
         }
     }
-
-    /// Wait for a request slot on `host` and for its spacing.
-    async fn host_slot(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let slot = {
-            let mut slots = self.hosts.slots.lock().ok()?;
-            slots
-                .entry(host.to_string())
-                .or_insert_with(|| {
-                    Arc::new(HostSlot {
-                        permits: Arc::new(Semaphore::new(self.config.per_host)),
-                        next_start: Mutex::new(Instant::now()),
-                    })
-                })
-                .clone()
-        };
-        let permit = slot.permits.clone().acquire_owned().await.ok()?;
-        let wait = {
-            let mut next = slot.next_start.lock().ok()?;
-            let now = Instant::now();
-            let start = (*next).max(now);
-            *next = start + self.config.host_interval;
-            start - now
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        Some(permit)
-    }
 }
 
 fn location(base: &Url, response: &reqwest::Response) -> Option<Result<Url, String>> {
@@ -474,102 +446,4 @@ fn location(base: &Url, response: &reqwest::Response) -> Option<Result<Url, Stri
             .map_err(|_| "Location is not text".to_string())
             .and_then(|v| base.join(v).map_err(|e| e.to_string())),
     )
-}
-
-/// `Retry-After`: seconds, or an HTTP date (the time left until then; none if it has passed).
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?;
-    parse_retry_after(value, chrono::Utc::now())
-}
-
-fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (at.with_timezone(&chrono::Utc) - now).to_std().ok()
-}
-
-/// Name a client error. reqwest reports TLS failures, refused connections and resets all as
-/// connect/request errors, so the cause chain is inspected for the typed errors underneath
-/// (`rustls::Error`, `std::io::ErrorKind`) — never for message text.
-fn classify(e: &reqwest::Error) -> (Failure, String) {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    let mut failure = None;
-    while let Some(s) = source {
-        message = format!("{message}: {s}");
-        if failure.is_none() {
-            if s.is::<rustls::Error>() {
-                failure = Some(Failure::Tls);
-            } else if let Some(g) = s.downcast_ref::<GuardError>() {
-                failure = Some(match g {
-                    GuardError::Dns(_) => Failure::Dns,
-                    GuardError::Blocked(_) => Failure::BlockedAddress,
-                });
-            } else if let Some(mut io) = s.downcast_ref::<std::io::Error>() {
-                // I/O errors nest (the TLS stream wraps rustls' error in one, the connector
-                // wraps that in another) and `source()` skips their payload: unwrap by hand.
-                while let Some(inner) = io
-                    .get_ref()
-                    .and_then(|i| i.downcast_ref::<std::io::Error>())
-                {
-                    io = inner;
-                }
-                if io
-                    .get_ref()
-                    .is_some_and(|inner| inner.is::<rustls::Error>())
-                {
-                    failure = Some(Failure::Tls);
-                } else {
-                    use std::io::ErrorKind::*;
-                    failure = match io.kind() {
-                        ConnectionRefused | HostUnreachable | NetworkUnreachable
-                        | AddrNotAvailable => Some(Failure::Connect),
-                        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
-                            Some(Failure::Protocol)
-                        }
-                        TimedOut => Some(Failure::Timeout),
-                        _ => None,
-                    };
-                }
-            }
-        }
-        source = s.source();
-    }
-    let failure = failure.unwrap_or(if e.is_timeout() {
-        Failure::Timeout
-    } else if e.is_connect() {
-        Failure::Connect
-    } else {
-        Failure::Protocol
-    });
-    (failure, message)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_takes_seconds_and_http_dates() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T08:49:30Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Sun, 22 Nov 2026 08:49:37 GMT", now),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 22 Nov 2026 08:00:00 GMT", now),
-            None
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
 }

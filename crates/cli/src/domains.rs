@@ -1,0 +1,78 @@
+//! The one list of Celeriac's domains: each one's config sections, job kinds, registration
+//! with a worker, default schedules and database migrations. `celeriac worker`, `celeriac
+//! cron`'s kind check, `celeriac migrate` and the tests all go through here; adding a domain
+//! means adding it here (and its CLI command), nothing in the runtime crates.
+
+use celeriac_core::config::Layers;
+use celeriac_core::Broker;
+use celeriac_cron::ScheduleConfig;
+use celeriac_db::{LazyDb, Migrations};
+use celeriac_worker::Registry;
+use std::sync::Arc;
+
+/// Every domain's settings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Configs {
+    /// `[links]`.
+    pub links: celeriac_links::LinksConfig,
+}
+
+impl Configs {
+    /// Every domain's sections of `layers`.
+    pub fn from_layers(layers: &Layers) -> celeriac_core::Result<Configs> {
+        Ok(Configs {
+            links: layers.section()?,
+        })
+    }
+}
+
+/// Every kind a worker built from this list runs: the built-in kinds and each domain's.
+pub fn kinds() -> Vec<String> {
+    let mut kinds: Vec<String> = celeriac_worker::kinds::KINDS
+        .iter()
+        .chain(celeriac_links::KINDS)
+        .map(|k| k.to_string())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// Every domain's migrations (their versions do not overlap).
+pub fn migrations() -> Vec<Migrations> {
+    vec![celeriac_links::MIGRATIONS]
+}
+
+/// The periodic jobs the domains ship with, the built-in `[[cron.schedules]]`.
+pub fn default_schedules() -> Vec<ScheduleConfig> {
+    celeriac_links::default_schedules()
+}
+
+/// What domains share in a worker: Redis, and the database, opened when a job first needs it.
+pub struct Context {
+    /// Redis.
+    pub broker: Broker,
+    /// The domain database (nothing is opened until a job needs it).
+    pub db: Arc<LazyDb>,
+}
+
+impl Context {
+    /// A context over `broker` and the database at `database_url`; nothing is opened yet.
+    pub fn new(broker: Broker, database_url: &str) -> Context {
+        Context {
+            broker,
+            db: Arc::new(LazyDb::new(database_url, migrations())),
+        }
+    }
+}
+
+/// Register every domain's kinds.
+pub fn register(registry: &mut Registry, context: &Context, configs: &Configs) {
+    celeriac_links::register(
+        registry,
+        Arc::new(celeriac_links::Context {
+            db: context.db.clone(),
+            broker: context.broker.clone(),
+            config: configs.links.clone(),
+        }),
+    );
+}

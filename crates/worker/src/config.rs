@@ -1,0 +1,391 @@
+//! The worker's sections: `[worker]` (queues, concurrency, leases, sweeps, shutdown), `[retry]`
+//! (the default retry policy) and `[kinds."KIND"]` (per-kind overrides), with their defaults
+//! and validation; [`Settings`] bundles them with core's settings.
+
+use celeriac_core::backoff::Backoff;
+use celeriac_core::config::{
+    duration, opt_duration, Config, FieldError, Layers, Section, DEFAULT_QUEUE,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Handlers run at once per worker process.
+pub const DEFAULT_CONCURRENCY: usize = 10;
+/// Most jobs fetched (and acknowledged) per Redis round trip.
+pub const DEFAULT_BATCH_SIZE: usize = 100;
+/// How long a lease lasts without renewal.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How often a worker renews its leases and announces itself.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// How often expired leases are swept.
+pub const DEFAULT_RECOVER_INTERVAL: Duration = Duration::from_secs(5);
+/// How long after a lease expired the sweep may take the job back (at most a quarter of the
+/// lease when `worker.lease_grace` is not set).
+pub const DEFAULT_LEASE_GRACE: Duration = Duration::from_secs(2);
+/// How often due delayed and retrying jobs are promoted (their worst-case lateness).
+pub const DEFAULT_PROMOTE_INTERVAL: Duration = Duration::from_millis(100);
+/// How often retention is applied.
+pub const DEFAULT_JANITOR_INTERVAL: Duration = Duration::from_secs(10);
+/// How long in-flight jobs may run after SIGTERM before they are handed back.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+/// Deliveries without finishing before a job is dead with reason `worker_lost`.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 3;
+/// Per-attempt timeout when neither the job nor its kind sets one.
+pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Attempts before a failing job is dead.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
+/// Upper bound of the first retry delay.
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Upper bound of any retry delay.
+pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(3600);
+
+/// Everything a worker reads: core's settings and the worker's sections.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// Redis, `[jobs]`, `[retention]`.
+    pub core: Config,
+    /// `[worker]`.
+    pub worker: WorkerConfig,
+    /// `[retry]`.
+    pub retry: RetryConfig,
+    /// `[kinds."KIND"]`.
+    pub kinds: KindsConfig,
+}
+
+impl Settings {
+    /// The worker's sections of `layers`.
+    pub fn from_layers(layers: &Layers) -> celeriac_core::Result<Settings> {
+        Ok(Settings {
+            core: Config::from_layers(layers)?,
+            worker: layers.section()?,
+            retry: layers.section()?,
+            kinds: layers.section()?,
+        })
+    }
+
+    /// The policy for `kind`: its `[kinds]` entry over `[retry]` and `[worker]`.
+    pub fn policy(&self, kind: &str) -> KindPolicy {
+        let k = self.kinds.0.get(kind).cloned().unwrap_or_default();
+        KindPolicy {
+            max_attempts: k.max_attempts.unwrap_or(self.retry.max_attempts),
+            backoff: Backoff {
+                base: k.backoff_base.unwrap_or(self.retry.backoff_base),
+                cap: k.backoff_cap.unwrap_or(self.retry.backoff_cap),
+            },
+            timeout: k.timeout.unwrap_or(self.worker.job_timeout),
+        }
+    }
+}
+
+/// The retry policy and timeout of one kind, with fallbacks applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindPolicy {
+    /// Attempts before dead (a job's own `max_attempts` wins).
+    pub max_attempts: u32,
+    /// Retry delays.
+    pub backoff: Backoff,
+    /// Per-attempt timeout (a job's own `timeout_ms` wins).
+    pub timeout: Duration,
+}
+
+/// `[worker]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Queues to serve, fetched round-robin.
+    pub queues: Vec<String>,
+    /// Handlers running at once.
+    pub concurrency: usize,
+    /// Most jobs per fetch and per ack.
+    pub batch_size: usize,
+    /// Lease length.
+    #[serde(deserialize_with = "duration")]
+    pub lease: Duration,
+    /// Lease renewal period.
+    #[serde(deserialize_with = "duration")]
+    pub heartbeat_interval: Duration,
+    /// Expired-lease sweep period.
+    #[serde(deserialize_with = "duration")]
+    pub recover_interval: Duration,
+    /// How long after a lease expired the sweep takes the job back: by then the worker that
+    /// held it has stopped the handler on its own (self-fencing). Unset: see
+    /// [`WorkerConfig::lease_grace`].
+    #[serde(deserialize_with = "opt_duration")]
+    pub lease_grace: Option<Duration>,
+    /// Delayed/retry promotion period.
+    #[serde(deserialize_with = "duration")]
+    pub promote_interval: Duration,
+    /// Retention period.
+    #[serde(deserialize_with = "duration")]
+    pub janitor_interval: Duration,
+    /// Grace period after SIGTERM.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+    /// Deliveries without finishing before `worker_lost`.
+    pub max_deliveries: u32,
+    /// Per-attempt timeout.
+    #[serde(deserialize_with = "duration")]
+    pub job_timeout: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            queues: vec![DEFAULT_QUEUE.into()],
+            concurrency: DEFAULT_CONCURRENCY,
+            batch_size: DEFAULT_BATCH_SIZE,
+            lease: DEFAULT_LEASE,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            recover_interval: DEFAULT_RECOVER_INTERVAL,
+            lease_grace: None,
+            promote_interval: DEFAULT_PROMOTE_INTERVAL,
+            janitor_interval: DEFAULT_JANITOR_INTERVAL,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+            job_timeout: DEFAULT_JOB_TIMEOUT,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// The grace the sweep gives an expired lease: `lease_grace`, or when unset
+    /// [`DEFAULT_LEASE_GRACE`] capped at a quarter of the lease.
+    pub fn lease_grace(&self) -> Duration {
+        self.lease_grace
+            .unwrap_or_else(|| DEFAULT_LEASE_GRACE.min(self.lease / 4))
+    }
+}
+
+impl Section for WorkerConfig {
+    const NAME: &'static str = "worker";
+    const LIST_FIELDS: &'static [&'static str] = &["queues"];
+
+    fn validate(&self) -> Result<(), FieldError> {
+        let bad = |field: &str, message: String| Err(FieldError::new(field, message));
+        if self.queues.is_empty() {
+            return bad("worker.queues", "name at least one queue".into());
+        }
+        for q in &self.queues {
+            if let Err(e) = celeriac_core::keys::validate_queue(q) {
+                return bad("worker.queues", e.to_string());
+            }
+        }
+        if !(1..=10_000).contains(&self.concurrency) {
+            return bad(
+                "worker.concurrency",
+                format!("must be 1 to 10000, got {}", self.concurrency),
+            );
+        }
+        if !(1..=1000).contains(&self.batch_size) {
+            return bad(
+                "worker.batch_size",
+                format!("must be 1 to 1000, got {}", self.batch_size),
+            );
+        }
+        if self.lease < Duration::from_millis(500) {
+            return bad("worker.lease", "must be at least 500ms".into());
+        }
+        let lease = humantime::format_duration(self.lease);
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval * 2 > self.lease {
+            return bad(
+                "worker.heartbeat_interval",
+                format!("must be non-zero and at most half of worker.lease ({lease}), so a lease survives one missed renewal"),
+            );
+        }
+        if self.lease_grace.is_some_and(|g| g >= self.lease) {
+            return bad(
+                "worker.lease_grace",
+                format!("must be shorter than worker.lease ({lease})"),
+            );
+        }
+        for (field, d) in [
+            ("worker.recover_interval", self.recover_interval),
+            ("worker.promote_interval", self.promote_interval),
+            ("worker.janitor_interval", self.janitor_interval),
+            ("worker.job_timeout", self.job_timeout),
+        ] {
+            if d.is_zero() {
+                return bad(field, "must be greater than zero".into());
+            }
+        }
+        if self.max_deliveries == 0 {
+            return bad("worker.max_deliveries", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// `[retry]`: the retry policy of every kind without its own.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts before dead.
+    pub max_attempts: u32,
+    /// First retry delay bound.
+    #[serde(deserialize_with = "duration")]
+    pub backoff_base: Duration,
+    /// Any retry delay bound.
+    #[serde(deserialize_with = "duration")]
+    pub backoff_cap: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            backoff_cap: DEFAULT_BACKOFF_CAP,
+        }
+    }
+}
+
+impl Section for RetryConfig {
+    const NAME: &'static str = "retry";
+
+    fn validate(&self) -> Result<(), FieldError> {
+        check_retry(
+            "retry",
+            Some(self.max_attempts),
+            Some(self.backoff_base),
+            Some(self.backoff_cap),
+        )
+    }
+}
+
+/// `[kinds."name"]`: every field optional, falling back to `[retry]` / `[worker]`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KindConfig {
+    /// Attempts before dead.
+    pub max_attempts: Option<u32>,
+    /// First retry delay bound.
+    #[serde(deserialize_with = "opt_duration")]
+    pub backoff_base: Option<Duration>,
+    /// Any retry delay bound.
+    #[serde(deserialize_with = "opt_duration")]
+    pub backoff_cap: Option<Duration>,
+    /// Per-attempt timeout.
+    #[serde(deserialize_with = "opt_duration")]
+    pub timeout: Option<Duration>,
+}
+
+/// `[kinds]`: per-kind overrides of the retry policy and timeout.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct KindsConfig(pub BTreeMap<String, KindConfig>);
+
+impl Section for KindsConfig {
+    const NAME: &'static str = "kinds";
+
+    fn validate(&self) -> Result<(), FieldError> {
+        for (kind, k) in &self.0 {
+            let section = format!("kinds.\"{kind}\"");
+            check_retry(&section, k.max_attempts, k.backoff_base, k.backoff_cap)?;
+            if k.timeout.is_some_and(|t| t.is_zero()) {
+                return Err(FieldError::new(
+                    format!("{section}.timeout"),
+                    "must be greater than zero",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_retry(
+    section: &str,
+    max_attempts: Option<u32>,
+    base: Option<Duration>,
+    cap: Option<Duration>,
+) -> Result<(), FieldError> {
+    if max_attempts == Some(0) {
+        return Err(FieldError::new(
+            format!("{section}.max_attempts"),
+            "must be at least 1",
+        ));
+    }
+    if let (Some(base), Some(cap)) = (base, cap) {
+        if base > cap {
+            return Err(FieldError::new(
+                format!("{section}.backoff_base"),
+                format!(
+                    "must not exceed {section}.backoff_cap ({})",
+                    humantime::format_duration(cap)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(text: &str, env: &[(&str, &str)]) -> celeriac_core::Result<Settings> {
+        let path = std::env::temp_dir().join(format!(
+            "celeriac-worker-config-{}-{}.toml",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::write(&path, text).unwrap();
+        let env = env.iter().map(|(a, b)| (a.to_string(), b.to_string()));
+        let r = Layers::load_with_env(Some(&path), env).and_then(|l| Settings::from_layers(&l));
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn sections_layer_and_policies_fall_back() {
+        let s = layers(
+            "[worker]\nconcurrency = 4\nlease = \"10s\"\nheartbeat_interval = \"2s\"\n[kinds.fail]\nmax_attempts = 3\n",
+            &[("CELERIAC_WORKER__CONCURRENCY", "7"), ("CELERIAC_WORKER__QUEUES", "a,b")],
+        )
+        .unwrap();
+        assert_eq!(s.worker.concurrency, 7);
+        assert_eq!(s.worker.queues, ["a", "b"]);
+        assert_eq!(s.worker.lease, Duration::from_secs(10));
+        assert_eq!(s.policy("fail").max_attempts, 3);
+        assert_eq!(s.policy("noop").max_attempts, DEFAULT_MAX_ATTEMPTS);
+        let one = layers("", &[("CELERIAC_WORKER__QUEUES", "mail")]).unwrap();
+        assert_eq!(one.worker.queues, ["mail"], "one name is a list of one");
+        assert_eq!(layers("", &[]).unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        for (text, field) in [
+            ("[worker]\nconcurrency = 0\n", "worker.concurrency"),
+            ("[worker]\nqueues = [\"a{b\"]\n", "worker.queues"),
+            (
+                "[worker]\nlease = \"1s\"\nheartbeat_interval = \"1s\"\n",
+                "worker.heartbeat_interval",
+            ),
+            (
+                "[worker]\nlease = \"1s\"\nlease_grace = \"1s\"\nheartbeat_interval = \"500ms\"\n",
+                "worker.lease_grace",
+            ),
+            ("[retry]\nbackoff_base = \"2h\"\n", "retry.backoff_base"),
+            (
+                "[kinds.fail]\nmax_attempts = 0\n",
+                "kinds.\"fail\".max_attempts",
+            ),
+            ("[kinds.fail]\ntimeout = \"0s\"\n", "kinds.\"fail\".timeout"),
+            ("[worker]\nconcurency = 3\n", "concurency"),
+        ] {
+            let err = layers(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_lease_grace_defaults_to_a_quarter_of_a_short_lease() {
+        let mut w = WorkerConfig::default();
+        assert_eq!(w.lease_grace(), DEFAULT_LEASE_GRACE);
+        w.lease = Duration::from_secs(2);
+        assert_eq!(w.lease_grace(), Duration::from_millis(500));
+        w.lease_grace = Some(Duration::from_millis(100));
+        assert_eq!(w.lease_grace(), Duration::from_millis(100));
+    }
+}
