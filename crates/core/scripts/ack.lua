@@ -102,14 +102,14 @@ end
 if #done > 0 then redis.call('ZREM', active_key, unpack(done)) end
 if #succ > 0 then
   redis.call('ZADD', succeeded_key, unpack(succ))
-  trim_index(succeeded_key, base, succeeded_max, 1000)
+  trim_index(succeeded_key, base, succeeded_max, TRIM_PER_CALL)
 end
 if #dead > 0 then
   redis.call('ZADD', dead_key, unpack(dead))
-  trim_index(dead_key, base, dead_max, 1000)
+  trim_index(dead_key, base, dead_max, TRIM_PER_CALL)
 end
 if processed + failed > 0 then
-  local slot = base .. 'stats:' .. math.floor(now_ms / 10000)
+  local slot = base .. 'stats:' .. math.floor(now_ms / STATS_SLOT_MS)
   if processed > 0 then
     redis.call('HINCRBY', stats_key, 'processed', processed)
     redis.call('HINCRBY', slot, 'processed', processed)
@@ -118,7 +118,7 @@ if processed + failed > 0 then
     redis.call('HINCRBY', stats_key, 'failed', failed)
     redis.call('HINCRBY', slot, 'failed', failed)
   end
-  redis.call('EXPIRE', slot, 120)
+  redis.call('EXPIRE', slot, STATS_SLOT_TTL_S)
 end
 if pushed then wake(wake_key) end
 return refused

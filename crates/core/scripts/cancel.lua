@@ -4,11 +4,13 @@
 -- Cost: constant per id. Returns, per id, the state it was in ('' when there is no such job). Jobs that were not
 -- finished are now cancelled; a running job's worker sees it at its next lease renewal, stops
 -- the handler and drops its result.
+local pending_key, scheduled_key, retry_key, active_key, cancelled_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local base = ARGV[1]
+local FIRST_ID = 2
 local now_ms, now_us = clock()
-local index = { pending = KEYS[1], scheduled = KEYS[2], retrying = KEYS[3], active = KEYS[4] }
+local index = { pending = pending_key, scheduled = scheduled_key, retrying = retry_key, active = active_key }
 local out = {}
-for i = 2, #ARGV do
+for i = FIRST_ID, #ARGV do
   local id = ARGV[i]
   local jk = base .. 'job:' .. id
   local st = redis.pcall('HGET', jk, 'state')
@@ -24,7 +26,7 @@ for i = 2, #ARGV do
         redis.call('ZREM', idx, id)
       end
       redis.call('HSET', jk, 'state', 'cancelled', 'finished_us', now_us)
-      redis.call('ZADD', KEYS[5], now_ms, id)
+      redis.call('ZADD', cancelled_key, now_ms, id)
     end
   end
 end

@@ -6,20 +6,21 @@
 -- later one), -1 when the tick is still in the future on the Redis clock (call again later).
 -- The guard is the schedule's last tick, compared and set in this same script, so two
 -- schedulers can never both enqueue a tick and a tick older than the last one never comes back.
-local base = ARGV[1]
+local pending_key, wake_key, schedule_key, history_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local base, tick_text, id, envelope = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ENQUEUED, ALREADY_DONE, NOT_DUE = 1, 0, -1
 local now_ms = clock()
-local tick = tonumber(ARGV[2])
-if tick > now_ms then return -1 end
-local last = tonumber(redis.call('HGET', KEYS[3], 'last_tick') or '')
-if last and last >= tick then return 0 end
-local id = ARGV[3]
+local tick = tonumber(tick_text)
+if tick > now_ms then return NOT_DUE end
+local last = tonumber(redis.call('HGET', schedule_key, 'last_tick') or '')
+if last and last >= tick then return ALREADY_DONE end
 local jk = base .. 'job:' .. id
 if redis.call('EXISTS', jk) == 0 then
-  redis.call('HSET', jk, 'msg', ARGV[4], 'state', 'pending')
-  redis.call('LPUSH', KEYS[1], id)
-  wake(KEYS[2])
+  redis.call('HSET', jk, 'msg', envelope, 'state', 'pending')
+  redis.call('LPUSH', pending_key, id)
+  wake(wake_key)
 end
-redis.call('HSET', KEYS[3], 'last_tick', tick, 'last_id', id)
-redis.call('LPUSH', KEYS[4], ARGV[2] .. ' ' .. id)
-redis.call('LTRIM', KEYS[4], 0, 99)
-return 1
+redis.call('HSET', schedule_key, 'last_tick', tick, 'last_id', id)
+redis.call('LPUSH', history_key, tick_text .. ' ' .. id)
+redis.call('LTRIM', history_key, 0, CRON_HISTORY - 1)
+return ENQUEUED

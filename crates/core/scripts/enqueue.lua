@@ -5,11 +5,13 @@
 --   idempotency key ('' = none), idempotency TTL ms
 -- Returns { id1, created1, id2, created2, ... }: created = 1 when this call created the job,
 --   0 when the id, or the idempotency key, already named a job (that job's id is returned).
+local pending_key, scheduled_key, wake_key = KEYS[1], KEYS[2], KEYS[3]
 local base = ARGV[1]
+local FIRST_GROUP = 2
 local now_ms = clock()
 local out = {}
 local pushed = false
-for i = 2, #ARGV, 6 do
+for i = FIRST_GROUP, #ARGV, 6 do
   local id, msg, at, delay, ikey, ittl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local jk = base .. 'job:' .. id
   local existing = nil
@@ -39,15 +41,15 @@ for i = 2, #ARGV, 6 do
     end
     if run_at and run_at > now_ms then
       redis.call('HSET', jk, 'msg', msg, 'state', 'scheduled')
-      redis.call('ZADD', KEYS[2], run_at, id)
+      redis.call('ZADD', scheduled_key, run_at, id)
     else
       redis.call('HSET', jk, 'msg', msg, 'state', 'pending')
-      redis.call('LPUSH', KEYS[1], id)
+      redis.call('LPUSH', pending_key, id)
       pushed = true
     end
     out[#out + 1] = id
     out[#out + 1] = 1
   end
 end
-if pushed then wake(KEYS[3]) end
+if pushed then wake(wake_key) end
 return out

@@ -1,6 +1,16 @@
--- lib.lua: helpers prepended to every Celeriac script (not a script on its own).
+-- lib.lua: constants and helpers prepended to every Celeriac script (not a script on its own).
 -- Job records live at ARGV[1] .. 'job:' .. id, where ARGV[1] is the queue base "P:{Q}:"; every
 -- key a script touches carries the queue's hash tag, so scripts stay within one Cluster slot.
+
+-- Newest bytes of attempt history kept on a job record (`hist`).
+local HISTORY_BYTES = 32768
+-- Most jobs one call deletes from a retention index when it is over its count.
+local TRIM_PER_CALL = 1000
+-- Length of a throughput slot (`P:{Q}:stats:SLOT`), and how long a slot is kept, in seconds.
+local STATS_SLOT_MS = 10000
+local STATS_SLOT_TTL_S = 120
+-- Ticks kept in a schedule's history list.
+local CRON_HISTORY = 100
 
 -- The Redis clock: Unix milliseconds (number) and microseconds (decimal string).
 local function clock()
@@ -13,7 +23,7 @@ end
 -- Append a history entry (one JSON object per line), keeping the newest 32 KiB.
 local function hist_append(jk, old, entry)
   local h = (old or '') .. cjson.encode(entry) .. '\n'
-  while #h > 32768 do
+  while #h > HISTORY_BYTES do
     local nl = string.find(h, '\n', 1, true)
     if not nl then h = '' break end
     h = string.sub(h, nl + 1)

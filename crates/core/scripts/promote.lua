@@ -2,11 +2,12 @@
 -- KEYS[1] scheduled zset, KEYS[2] retry zset, KEYS[3] pending list, KEYS[4] wake list, KEYS[5] dead
 -- ARGV[1] queue base, ARGV[2] max jobs per index per call
 -- Returns the number of jobs made pending.
-local base = ARGV[1]
+local scheduled_key, retry_key, pending_key, wake_key, dead_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local base, limit = ARGV[1], tonumber(ARGV[2])
 local now_ms, now_us = clock()
 local moved = 0
-for _, z in ipairs({ KEYS[1], KEYS[2] }) do
-  local ids = redis.call('ZRANGEBYSCORE', z, '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[2]))
+for _, z in ipairs({ scheduled_key, retry_key }) do
+  local ids = redis.call('ZRANGEBYSCORE', z, '-inf', now_ms, 'LIMIT', 0, limit)
   if #ids > 0 then redis.call('ZREM', z, unpack(ids)) end
   for _, id in ipairs(ids) do
     local jk = base .. 'job:' .. id
@@ -15,14 +16,14 @@ for _, z in ipairs({ KEYS[1], KEYS[2] }) do
       redis.call('HINCRBY', base .. 'stats', 'orphans', 1)
     elseif st == 'scheduled' or st == 'retrying' then
       redis.call('HSET', jk, 'state', 'pending')
-      redis.call('LPUSH', KEYS[3], id)
+      redis.call('LPUSH', pending_key, id)
       moved = moved + 1
     elseif not st then
-      bury_orphan(base, KEYS[5], id, now_ms, now_us, 'no job record (or no `state` field) for this scheduled id (see docs/wire-format.md)')
+      bury_orphan(base, dead_key, id, now_ms, now_us, 'no job record (or no `state` field) for this scheduled id (see docs/wire-format.md)')
     elseif not KNOWN_STATE[st] then
-      bury_orphan(base, KEYS[5], id, now_ms, now_us, 'job record has state ' .. string.format('%q', st) .. '; a producer writes "scheduled" for a delayed job (see docs/wire-format.md)')
+      bury_orphan(base, dead_key, id, now_ms, now_us, 'job record has state ' .. string.format('%q', st) .. '; a producer writes "scheduled" for a delayed job (see docs/wire-format.md)')
     end
   end
 end
-if moved > 0 then wake(KEYS[4]) end
+if moved > 0 then wake(wake_key) end
 return moved

@@ -51,5 +51,5 @@ for _, id in ipairs(ids) do
   end
 end
 if requeued > 0 then wake(wake_key) end
-if buried > 0 then trim_index(dead_key, base, dead_max, 1000) end
+if buried > 0 then trim_index(dead_key, base, dead_max, TRIM_PER_CALL) end
 return { requeued, buried }

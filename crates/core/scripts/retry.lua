@@ -7,24 +7,28 @@
 -- the index, so the loop always ends). A requeued job gets one more attempt (its attempt count is kept, so a job past its
 -- max_attempts that fails again goes back to dead); its count of lost deliveries is reset and its
 -- history kept.
-local base = ARGV[1]
+local pending_key, scheduled_key, retry_key, dead_key, cancelled_key, wake_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local base, mode = ARGV[1], ARGV[2]
+local all_dead = mode == 'all-dead'
+local FIRST_ID = 4
 local now_ms, now_us = clock()
-local index = { scheduled = KEYS[2], retrying = KEYS[3], dead = KEYS[4], cancelled = KEYS[5] }
+local index = { scheduled = scheduled_key, retrying = retry_key, dead = dead_key, cancelled = cancelled_key }
 local ids = {}
-if ARGV[2] == 'all-dead' then
+if all_dead then
   -- Only jobs that died before the operator's command (ARGV[4], ms): a retried job that dies
   -- again meanwhile is not picked up again, so the loop ends.
-  ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[3]))
+  local limit, died_before = tonumber(ARGV[3]), ARGV[4]
+  ids = redis.call('ZRANGEBYSCORE', dead_key, '-inf', '(' .. died_before, 'LIMIT', 0, limit)
 else
-  for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+  for i = FIRST_ID, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 local out = {}
 local pushed = false
 for _, id in ipairs(ids) do
   local jk = base .. 'job:' .. id
   local st = redis.pcall('HGET', jk, 'state')
-  if ARGV[2] == 'all-dead' and st ~= 'dead' then
-    redis.call('ZREM', KEYS[4], id)
+  if all_dead and st ~= 'dead' then
+    redis.call('ZREM', dead_key, id)
     out[#out + 1] = ''
   elseif type(st) ~= 'string' then
     out[#out + 1] = ''
@@ -36,13 +40,13 @@ for _, id in ipairs(ids) do
       redis.call('HSET', jk, 'state', 'pending', 'lost', 0)
       redis.call('HDEL', jk, 'lost_tokens')
       redis.call('HDEL', jk, 'reason')
-      redis.call('LPUSH', KEYS[1], id)
+      redis.call('LPUSH', pending_key, id)
       pushed = true
     end
   end
 end
-if pushed then wake(KEYS[6]) end
-if ARGV[2] == 'all-dead' then
+if pushed then wake(wake_key) end
+if all_dead then
   local requeued = 0
   for _, prev in ipairs(out) do
     if prev == 'dead' then requeued = requeued + 1 end

@@ -19,6 +19,10 @@ const CREATES: &str = "#!lua\n";
 /// completions feed retention, which frees memory).
 const DRAINS: &str = "#!lua flags=allow-oom\n";
 
+/// `scripts/lib.lua`: the constants and helpers prepended to every script (for tests that check
+/// them against the Rust side, such as the states a record can hold).
+pub const LIB: &str = include_str!("../scripts/lib.lua");
+
 macro_rules! script {
     ($name:ident, $file:literal, $header:ident) => {
         #[doc = concat!("`scripts/", $file, "`.")]
@@ -26,7 +30,7 @@ macro_rules! script {
             Script::new(&format!(
                 "{}{}{}",
                 $header,
-                include_str!("../scripts/lib.lua"),
+                LIB,
                 include_str!(concat!("../scripts/", $file))
             ))
         });
