@@ -51,7 +51,7 @@ export CELERIAC_TEST_REDIS_URL="redis://127.0.0.1:${ports[0]}"
 if cargo nextest --version >/dev/null 2>&1; then
   # --workspace, as in the first pass, so nothing is compiled again with other features.
   cargo nextest run --workspace --locked --no-fail-fast \
-    -E 'binary(e2e) & not (test(chaos::) | test(partition::) | test(acl::) | test(tls::) | test(store::) | test(linkcheck::) | test(deploy::))' "$@"
+    -E 'binary(e2e) & not (test(chaos::) | test(chaos_redis::) | test(partition::) | test(acl::) | test(tls::) | test(store::) | test(linkcheck::) | test(deploy::))' "$@"
 else
-  cargo test -p celeriac-cli --locked --test e2e -- --skip chaos:: --skip partition:: --skip acl:: --skip tls:: --skip store:: --skip linkcheck:: --skip deploy:: "$@"
+  cargo test -p celeriac-cli --locked --test e2e -- --skip chaos:: --skip chaos_redis:: --skip partition:: --skip acl:: --skip tls:: --skip store:: --skip linkcheck:: --skip deploy:: "$@"
 fi
