@@ -23,6 +23,7 @@ mod linkcheck;
 mod links_cli;
 mod partition;
 mod poison;
+mod redaction;
 mod shutdown;
 mod store;
 mod tls;
