@@ -8,6 +8,7 @@ mod support;
 
 mod acl;
 mod bad_input;
+mod batch;
 mod chaos;
 mod chaos_redis;
 mod cli;

@@ -22,7 +22,10 @@ fn a_malformed_redis_url_never_prints_its_password() {
                 String::from_utf8_lossy(&out.stderr)
             );
             assert!(!out.status.success(), "{args:?}: {all}");
-            assert!(!all.contains("S3cret"), "{args:?} printed the password: {all}");
+            assert!(
+                !all.contains("S3cret"),
+                "{args:?} printed the password: {all}"
+            );
             assert!(all.contains("***") || all.contains("redis_url"), "{all}");
         }
     }

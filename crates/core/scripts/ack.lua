@@ -44,7 +44,7 @@ end
 for i = FIRST_GROUP, #ARGV, 5 do
   local id, token, op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local jk = base .. 'job:' .. id
-  local f = redis.pcall('HMGET', jk, 'state', 'token', 'lost')
+  local f = redis.pcall('HMGET', jk, 'state', 'token', 'lost', 'batch')
   if f.err or not f[1] then
     refuse(id, REFUSED_GONE)
   elseif f[1] ~= 'active' or f[2] ~= token then
@@ -68,6 +68,7 @@ for i = FIRST_GROUP, #ARGV, 5 do
       succ[#succ + 1] = now_ms
       succ[#succ + 1] = id
       processed = processed + 1
+      batch_settle(base, jk, f[4], 'succeeded', now_ms, pending_key, wake_key)
     else
       -- failure paths are rare: read what the history entry needs only here
       local h = redis.call('HMGET', jk, 'worker', 'started_us', 'attempt', 'hist')
@@ -93,6 +94,7 @@ for i = FIRST_GROUP, #ARGV, 5 do
         dead[#dead + 1] = id
         redis.call('HINCRBY', stats_key, 'dead:' .. b, 1)
         failed = failed + 1
+        batch_settle(base, jk, f[4], 'dead', now_ms, pending_key, wake_key)
       else -- release, expired
         hand_back(jk, id)
       end

@@ -126,3 +126,41 @@ end
 local REFUSED_GONE = 'gone'       -- cancelled, taken back by the sweep, or deleted
 local REFUSED_CUT_OFF = 'cut_off' -- taken back while its worker was cut off (absolved)
 local REFUSED_ALREADY = 'already' -- this outcome was recorded by an earlier try of the call
+
+-- Batches (ADR 0010). A child job's record names its batch (`batch`); the batch hash
+-- `base .. 'batch:' .. id` lives in the children's queue (same slot) and keeps `total` and a
+-- counter per final state. The first time a child reaches a final state its batch counts it,
+-- once (`counted` on the child); the batch completes when it is sealed and every child is
+-- counted, in the same call, enqueueing its completion job if it has one.
+local BATCH_FINAL = { succeeded = true, dead = true, cancelled = true }
+
+-- Complete the batch at `bk` if it is sealed and every child was counted; true if it did.
+local function batch_try_complete(base, bk, now_ms, pending_key, wake_key)
+  local f = redis.call('HMGET', bk, 'total', 'succeeded', 'dead', 'cancelled', 'sealed',
+    'completed_at', 'on_complete', 'on_complete_id', 'done_ttl_ms')
+  if f[5] ~= '1' or f[6] then return false end
+  local counted = (tonumber(f[2]) or 0) + (tonumber(f[3]) or 0) + (tonumber(f[4]) or 0)
+  if counted < (tonumber(f[1]) or 0) then return false end
+  redis.call('HSET', bk, 'completed_at', now_ms)
+  if f[7] and f[7] ~= '' then
+    local cjk = base .. 'job:' .. f[8]
+    if redis.call('EXISTS', cjk) == 0 then
+      redis.call('HSET', cjk, 'msg', f[7], 'state', 'pending')
+      redis.call('LPUSH', pending_key, f[8])
+      wake(wake_key)
+    end
+  end
+  local ttl = tonumber(f[9])
+  if ttl and ttl > 0 then redis.call('PEXPIRE', bk, ttl) end
+  return true
+end
+
+-- The child at `jk` (of batch `batch`) just reached final state `final`: count it, once.
+local function batch_settle(base, jk, batch, final, now_ms, pending_key, wake_key)
+  if not batch or not BATCH_FINAL[final] then return end
+  if redis.call('HSETNX', jk, 'counted', final) == 0 then return end
+  local bk = base .. 'batch:' .. batch
+  if redis.call('EXISTS', bk) == 0 then return end
+  redis.call('HINCRBY', bk, final, 1)
+  batch_try_complete(base, bk, now_ms, pending_key, wake_key)
+end

@@ -23,7 +23,7 @@ local requeued, buried = 0, 0
 for _, id in ipairs(ids) do
   local jk = base .. 'job:' .. id
   local f = redis.pcall('HMGET', jk, 'state', 'worker', 'started_us', 'attempt', 'hist', 'lost',
-    'token', 'lost_tokens')
+    'token', 'lost_tokens', 'batch')
   local mine = not f.err and f[2] == me and held[f[7]]
   if not mine then redis.call('ZREM', active_key, id) end
   if not f.err and f[1] == 'active' and not mine then
@@ -43,6 +43,7 @@ for _, id in ipairs(ids) do
       redis.call('HINCRBY', stats_key, 'dead:worker_lost', 1)
       redis.call('HINCRBY', stats_key, 'failed', 1)
       buried = buried + 1
+      batch_settle(base, jk, f[9], 'dead', now_ms, pending_key, wake_key)
     else
       redis.call('HSET', jk, 'state', 'pending')
       redis.call('RPUSH', pending_key, id)

@@ -407,6 +407,7 @@ impl Inspector {
                     .key(k.retry(&queue))
                     .key(k.active(&queue))
                     .key(k.cancelled(&queue))
+                    .key(k.wake(&queue))
                     .arg(k.queue_base(&queue));
                 for id in chunk {
                     inv.arg(id);

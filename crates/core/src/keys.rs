@@ -25,6 +25,7 @@
 //! | `P:{Q}:stats:SLOT`          | hash   | counters of one 10-second slot (expire)            |
 //! | `P:{Q}:cron:NAME`           | hash   | a schedule's last enqueued tick and job id         |
 //! | `P:{Q}:cronhist:NAME`       | list   | a schedule's last 100 ticks, `TICK_MS JOB_ID`      |
+//! | `P:{Q}:batch:ID`            | hash   | a batch of the queue's jobs: total, counts, state  |
 
 use crate::error::{Error, Result};
 
@@ -92,6 +93,11 @@ impl Keys {
     /// One job's record.
     pub fn job(&self, queue: &str, id: &str) -> String {
         format!("{}job:{id}", self.queue_base(queue))
+    }
+
+    /// A batch whose children are jobs of `queue` (ADR 0010).
+    pub fn batch(&self, queue: &str, id: &str) -> String {
+        format!("{}batch:{id}", self.queue_base(queue))
     }
 
     /// Ready ids.

@@ -39,6 +39,8 @@ macro_rules! script {
 
 script!(ENQUEUE, "enqueue.lua", CREATES);
 script!(CRON_ENQUEUE, "cron_enqueue.lua", CREATES);
+script!(BATCH_ADD, "batch_add.lua", CREATES);
+script!(BATCH_SEAL, "batch_seal.lua", CREATES);
 script!(FETCH, "fetch.lua", DRAINS);
 script!(ACK, "ack.lua", DRAINS);
 script!(EXTEND, "extend.lua", DRAINS);

@@ -141,6 +141,8 @@ const SCRIPTS: &[&str] = &[
     "retry all dead",
     "purge",
     "enqueue the same id",
+    "batch add of the same id",
+    "batch seal",
 ];
 
 async fn run(world: &World, script: &str, queue: &str, id: &str, from: JobState) {
@@ -229,6 +231,33 @@ async fn run(world: &World, script: &str, queue: &str, id: &str, from: JobState)
                 idempotency_ttl: Duration::from_secs(1),
             };
             drop(b.enqueue(&[job]).await)
+        }
+        "batch add of the same id" | "batch seal" => {
+            let env = Envelope {
+                v: 1,
+                id: id.into(),
+                kind: "noop".into(),
+                queue: queue.into(),
+                payload: serde_json::json!({}),
+                max_attempts: None,
+                timeout_ms: None,
+                created_at: 0,
+                run_at: None,
+                idempotency_key: None,
+            };
+            let job = NewJob {
+                body: env.encode(),
+                envelope: env,
+                delay: None,
+                run_at_ms: None,
+                idempotency_ttl: Duration::from_secs(1),
+            };
+            let day = Duration::from_secs(86_400);
+            if script == "batch seal" {
+                drop(b.batch_seal(queue, "b", Some(&job), day, day).await)
+            } else {
+                drop(b.batch_add(queue, "b", &[job], day).await)
+            }
         }
         other => panic!("no script {other}"),
     }

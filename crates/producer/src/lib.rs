@@ -25,6 +25,9 @@
 //!   one round trip per 1,000 jobs.
 //! - [`NewJob`]: one job being built (queue, id, delay or run-at, attempts, timeout,
 //!   idempotency key).
+//! - [`batch`]: a batch of child jobs that completes exactly once, with a completion job.
+
+pub mod batch;
 
 pub use celeriac_core::broker::Enqueued;
 pub use celeriac_core::{Error, JobKind, Result};
@@ -116,6 +119,7 @@ pub struct Producer {
     broker: Broker,
     max_payload_bytes: usize,
     idempotency_ttl: Duration,
+    retention: celeriac_core::config::RetentionConfig,
 }
 
 impl Producer {
@@ -131,6 +135,7 @@ impl Producer {
             broker,
             max_payload_bytes: config.jobs.max_payload_bytes,
             idempotency_ttl: config.jobs.idempotency_ttl,
+            retention: config.retention.clone(),
         }
     }
 
@@ -160,7 +165,7 @@ impl Producer {
         self.broker.enqueue(&prepared).await
     }
 
-    fn prepare(&self, job: NewJob, now_ms: u64) -> Result<Prepared> {
+    pub(crate) fn prepare(&self, job: NewJob, now_ms: u64) -> Result<Prepared> {
         keys::validate_queue(&job.queue)?;
         keys::validate_kind(&job.kind)?;
         let id = match job.id {

@@ -4,12 +4,15 @@
 //! - [`enqueue`](self::enqueue): creating jobs;
 //! - `lease`: fetch, ack, renew, reconcile, recover;
 //! - `maintenance`: promotion, retention, cron ticks, named locks;
+//! - `batch`: batches of child jobs that complete exactly once (ADR 0010);
 //! - this file: the connection, the Redis clock and deadlines, workers and the dataset epoch.
 
+mod batch;
 mod enqueue;
 mod lease;
 mod maintenance;
 
+pub use batch::{BatchAdded, BatchCounts};
 pub use enqueue::{Enqueued, NewJob, ENQUEUE_CHUNK, ENQUEUE_CHUNK_BYTES};
 pub use lease::{Ack, AckOp, Fetched, Recovered, Refusal, Renewal, FETCH_BYTES};
 pub use maintenance::CronEnqueue;
