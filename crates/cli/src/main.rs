@@ -3,6 +3,7 @@
 
 mod cmd;
 mod domains;
+mod http;
 mod output;
 mod settings;
 
@@ -67,6 +68,8 @@ enum Command {
     Links(cmd::links::Command),
     /// Create or upgrade the domain database (database_url).
     Migrate(cmd::migrate::Args),
+    /// Ask a running worker's or scheduler's health endpoint ([http] listen); exit 0 on 200.
+    Health(cmd::health::Args),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
             Command::Cron(args) => cmd::cron::run(settings, args).await,
             Command::Links(command) => cmd::links::run(settings, command).await,
             Command::Migrate(args) => cmd::migrate::run(settings, args).await,
+            Command::Health(args) => cmd::health::run(args).await,
         }
     });
     match result {

@@ -19,6 +19,8 @@ pub struct Settings {
     pub db: celeriac_db::DbConfig,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[http]`: the health and metrics endpoint.
+    pub http: crate::http::HttpConfig,
     /// Every domain's sections.
     pub domains: domains::Configs,
 }
@@ -44,6 +46,7 @@ impl Settings {
             cron: layers.section()?,
             db: layers.section()?,
             log: layers.section()?,
+            http: layers.section()?,
             domains: domains::Configs::from_layers(&layers)?,
         };
         layers.refuse_unclaimed()?;

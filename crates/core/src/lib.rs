@@ -9,6 +9,7 @@
 //! - [`inspector`]: read and repair jobs, queues and workers (what the CLI is built on).
 //! - [`backoff`]: exponential backoff with full jitter.
 //! - [`config`]: layered configuration (defaults < TOML < environment < flags) with validation.
+//! - [`probe`]: liveness and readiness of a running process, for health checks.
 //! - [`time`]: timestamps and their formatting.
 //! - [`error`]: the crate's error type.
 
@@ -20,6 +21,7 @@ pub mod envelope;
 pub mod error;
 pub mod inspector;
 pub mod keys;
+pub mod probe;
 pub mod scripts;
 pub mod state;
 pub mod time;

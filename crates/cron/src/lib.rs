@@ -6,14 +6,16 @@
 //! many replicas run, with no leader, and a replica dying mid-tick leaves nothing half done.
 //!
 //! - [`config`]: the `[cron]` section, `[[cron.schedules]]`.
+//! - [`metrics`]: ticks enqueued, done by another replica or skipped, and lag.
 //! - [`schedule`]: parsing and validating schedules, next and previous ticks in the
 //!   schedule's time zone (DST rules documented there).
 //! - [`scheduler`]: the loop that offers ticks to Redis, with catch-up after downtime.
 
 pub mod config;
+pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
 
 pub use config::{CatchUp, CronConfig, ScheduleConfig};
 pub use schedule::{Schedule, ScheduleError};
-pub use scheduler::run;
+pub use scheduler::{run, run_with_probe};

@@ -7,6 +7,7 @@ use crate::config::{CatchUp, CronConfig};
 use crate::schedule::{Schedule, ScheduleError};
 use celeriac_core::broker::{CronEnqueue, NewJob};
 use celeriac_core::config::{redact_url, Config};
+use celeriac_core::probe::Probe;
 use celeriac_core::{Broker, Envelope, ENVELOPE_VERSION};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +54,20 @@ pub async fn run(
     known_kinds: Vec<String>,
     shutdown: CancellationToken,
 ) -> Result<(), CronError> {
+    run_with_probe(config, cron, known_kinds, shutdown, Probe::new()).await
+}
+
+/// How often the scheduler checks that Redis answers (for its readiness).
+const REDIS_CHECK: Duration = Duration::from_secs(5);
+
+/// [`run`], reporting liveness and readiness to `probe`.
+pub async fn run_with_probe(
+    config: Config,
+    cron: CronConfig,
+    known_kinds: Vec<String>,
+    shutdown: CancellationToken,
+    probe: Probe,
+) -> Result<(), CronError> {
     let all = schedules(&cron, &known_kinds)?;
     let broker = Broker::from_config(&config)
         .await
@@ -76,12 +91,31 @@ pub async fn run(
         .into_iter()
         .map(|s| tokio::spawn(run_schedule(broker.clone(), s, shutdown.clone())))
         .collect();
+    probe.set_started();
+    let watch = tokio::spawn(watch_redis(broker.clone(), probe.clone(), shutdown.clone()));
     shutdown.cancelled().await;
+    probe.set_draining();
+    let _ = watch.await;
     for t in tasks {
         let _ = t.await;
     }
     info!("cron stopped");
     Ok(())
+}
+
+/// Whether Redis answers, every [`REDIS_CHECK`], for the probe.
+async fn watch_redis(broker: Broker, probe: Probe, stop: CancellationToken) {
+    loop {
+        probe.set_redis_up(broker.redis_time_ms().await.is_ok());
+        probe.beat("redis check", REDIS_CHECK);
+        tokio::select! {
+            _ = stop.cancelled() => {
+                probe.forget("redis check");
+                return;
+            }
+            _ = tokio::time::sleep(REDIS_CHECK) => {}
+        }
+    }
 }
 
 async fn run_schedule(broker: Broker, schedule: Schedule, stop: CancellationToken) {
@@ -96,7 +130,13 @@ async fn run_schedule(broker: Broker, schedule: Schedule, stop: CancellationToke
     else {
         return;
     };
-    for tick in missed_ticks(&schedule, last.map(|(t, _)| t), now) {
+    let last = last.map(|(t, _)| t);
+    let missed = missed_ticks(&schedule, last, now);
+    if let Some(t) = last {
+        let skipped = count_ticks(&schedule, t, now).saturating_sub(missed.len() as u64);
+        crate::metrics::tick(schedule.name(), "skipped", skipped);
+    }
+    for tick in missed {
         if !offer(&broker, &schedule, tick, &stop).await {
             return;
         }
@@ -119,6 +159,8 @@ async fn run_schedule(broker: Broker, schedule: Schedule, stop: CancellationToke
         };
         if now > tick + BEHIND.as_millis() as u64 {
             let missed = missed_ticks(&schedule, Some(cursor), now);
+            let skipped = count_ticks(&schedule, cursor, now).saturating_sub(missed.len() as u64);
+            crate::metrics::tick(schedule.name(), "skipped", skipped);
             warn!(schedule = schedule.name(), behind_ms = now - tick, catch_up = ?schedule.catch_up(), enqueued = missed.len(), "scheduler fell behind; applying the catch-up policy");
             for t in missed {
                 if !offer(&broker, &schedule, t, &stop).await {
@@ -133,6 +175,20 @@ async fn run_schedule(broker: Broker, schedule: Schedule, stop: CancellationToke
         }
         cursor = tick;
     }
+}
+
+/// Ticks after `from` up to `now` (at most 100,000 counted).
+fn count_ticks(schedule: &Schedule, from: u64, now: u64) -> u64 {
+    let mut n = 0;
+    let mut cursor = from;
+    while let Some(t) = schedule.next_after(cursor).filter(|&t| t <= now) {
+        n += 1;
+        cursor = t;
+        if n >= 100_000 {
+            break;
+        }
+    }
+    n
 }
 
 /// Ticks missed since `last` (the schedule's last enqueued tick), per its catch-up policy,
@@ -208,10 +264,13 @@ async fn offer(broker: &Broker, schedule: &Schedule, tick: u64, stop: &Cancellat
         };
         match result {
             CronEnqueue::Enqueued => {
+                crate::metrics::tick(schedule.name(), "enqueued", 1);
+                crate::metrics::lag(schedule.name(), tick);
                 info!(schedule = schedule.name(), tick = %schedule.local_rfc3339(tick), job = %job.envelope.id, "tick enqueued");
                 return true;
             }
             CronEnqueue::AlreadyDone => {
+                crate::metrics::tick(schedule.name(), "already_done", 1);
                 debug!(schedule = schedule.name(), tick = %schedule.local_rfc3339(tick), "tick already enqueued by another replica");
                 return true;
             }

@@ -87,6 +87,7 @@ async fn record(shared: &Shared, queue: &str, chunk: &[Ack]) {
                         error!(queue = %queue, jobs = chunk.len(), error = %e, "giving up recording outcomes; these jobs will run again when their leases expire");
                         return;
                     }
+                    crate::metrics::redis_error("record outcomes");
                     error!(queue = %queue, jobs = chunk.len(), error = %e, "recording outcomes failed; retrying");
                 }
                 tries += 1;

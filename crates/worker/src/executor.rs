@@ -30,10 +30,12 @@ pub(crate) async fn run(
         attempt = fetched.attempt,
         kind = tracing::field::Empty
     );
-    let op = execute(&shared, &fetched, &lease)
+    let mut seen = Seen::default();
+    let op = execute(&shared, &fetched, &lease, &mut seen)
         .instrument(span.clone())
         .await;
     drop(permit);
+    record(&fetched.queue, &seen, op.as_ref());
     let Some(op) = op else {
         // The lease was lost: someone else owns the job now; record nothing.
         shared.remove_lease(&fetched.queue, &fetched.id, fetched.token);
@@ -58,7 +60,40 @@ pub(crate) async fn run(
     }
 }
 
-async fn execute(shared: &Shared, fetched: &Fetched, lease: &Lease) -> Option<AckOp> {
+/// What the metrics need to know of an attempt: its kind, if this worker runs it (any other
+/// kind is `unknown`, so labels stay bounded), and how long its handler ran.
+#[derive(Default)]
+struct Seen {
+    kind: Option<String>,
+    ran: Option<Duration>,
+}
+
+fn record(queue: &str, seen: &Seen, op: Option<&AckOp>) {
+    use crate::metrics::{self, Finished};
+    let kind = seen.kind.as_deref().unwrap_or("unknown");
+    if let Some(ran) = seen.ran {
+        metrics::duration(queue, kind, ran.as_secs_f64());
+    }
+    let outcome = match op {
+        None | Some(AckOp::Expired) => Finished::LeaseLost,
+        Some(AckOp::Ok(_)) => Finished::Succeeded,
+        Some(AckOp::Retry { .. }) => Finished::Retried,
+        Some(AckOp::Snooze(_)) => Finished::Snoozed,
+        Some(AckOp::Release) => Finished::Released,
+        Some(AckOp::Dead { reason, .. }) => {
+            metrics::dead(queue, kind, reason.as_str());
+            Finished::Dead
+        }
+    };
+    metrics::finished(queue, kind, outcome);
+}
+
+async fn execute(
+    shared: &Shared,
+    fetched: &Fetched,
+    lease: &Lease,
+    seen: &mut Seen,
+) -> Option<AckOp> {
     let env = match Envelope::decode(
         &fetched.body,
         fetched.len,
@@ -86,6 +121,7 @@ async fn execute(shared: &Shared, fetched: &Fetched, lease: &Lease) -> Option<Ac
             reason: DeadReason::UnknownKind,
         });
     };
+    seen.kind = Some(env.kind.clone());
     let policy = shared.config.policy(&env.kind);
     let max_attempts = env.max_attempts.unwrap_or(policy.max_attempts);
     let timeout = env
@@ -108,6 +144,8 @@ async fn execute(shared: &Shared, fetched: &Fetched, lease: &Lease) -> Option<Ac
     // `handle` itself runs inside the unwind guard: a handler that panics before its first
     // `.await` is a failed attempt like any other.
     let running = AssertUnwindSafe(async move { handler.handle(job).await }).catch_unwind();
+    let started = std::time::Instant::now();
+    let _ran = RanFor(started, seen);
     let _cancel_on_exit = cancel.clone().drop_guard();
     // Biased: a lease already lost or passed stops the run before the handler is polled.
     let outcome = tokio::select! {
@@ -174,5 +212,14 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "non-string panic payload".into()
+    }
+}
+
+/// Sets how long the handler ran when the attempt ends, whichever way it ends.
+struct RanFor<'a>(std::time::Instant, &'a mut Seen);
+
+impl Drop for RanFor<'_> {
+    fn drop(&mut self) {
+        self.1.ran = Some(self.0.elapsed());
     }
 }

@@ -106,6 +106,9 @@ pub(crate) async fn run(
                     shared.health.ok();
                     answered += 1;
                     queue_backoff.remove(queue);
+                    if !batch.is_empty() {
+                        crate::metrics::fetched(queue, batch.len());
+                    }
                     let suspect = batch.iter().any(|j| j.suspect);
                     jobs.extend(batch.into_iter().map(|j| (j, sent)));
                     if suspect {
@@ -122,6 +125,7 @@ pub(crate) async fn run(
                     let n = queue_backoff.get(queue).map_or(0, |(_, n)| *n) + 1;
                     let pause =
                         Duration::from_millis(100u64 << n.min(8)).min(Duration::from_secs(30));
+                    crate::metrics::redis_error("fetch jobs");
                     error!(queue, error = %e, retry_in_ms = pause.as_millis() as u64, "fetch failed; retrying");
                     queue_backoff.insert(queue.clone(), (Instant::now() + pause, n));
                     failed = true;

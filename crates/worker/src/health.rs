@@ -16,6 +16,8 @@ const MAX_REMINDER_GAP: Duration = Duration::from_secs(60);
 pub(crate) struct RedisHealth {
     state: Mutex<State>,
     back: Notify,
+    /// Told whether Redis answers (readiness).
+    probe: celeriac_core::probe::Probe,
 }
 
 #[derive(Default)]
@@ -28,6 +30,14 @@ struct State {
 }
 
 impl RedisHealth {
+    /// A tracker that tells `probe` whether Redis answers.
+    pub fn new(probe: celeriac_core::probe::Probe) -> RedisHealth {
+        RedisHealth {
+            probe,
+            ..RedisHealth::default()
+        }
+    }
+
     /// A call succeeded.
     pub fn ok(&self) {
         let was_down = {
@@ -37,6 +47,7 @@ impl RedisHealth {
             since.map(|t| (t.elapsed(), failures))
         };
         if let Some((down, failures)) = was_down {
+            self.probe.set_redis_up(true);
             info!(
                 down_s = format!("{:.1}", down.as_secs_f64()),
                 failed_calls = failures,
@@ -59,6 +70,7 @@ impl RedisHealth {
         s.failures += 1;
         let now = Instant::now();
         let Some(since) = s.down_since else {
+            self.probe.set_redis_up(false);
             s.down_since = Some(now);
             s.gap = FIRST_REMINDER_GAP;
             s.next_reminder = Some(now + s.gap);

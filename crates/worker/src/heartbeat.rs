@@ -24,6 +24,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         .with_timeout(period.min(shared.config.core.redis_timeout));
     loop {
         let started = Instant::now();
+        shared.probe.beat("heartbeat", period);
         // Renewals first: they are what keeps running jobs on this worker. While Redis does not
         // answer, the rest waits.
         let answered = renew(&shared, &broker).await;
@@ -37,7 +38,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             period.min(RETRY_PAUSE)
         };
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => {
+                shared.probe.forget("heartbeat");
+                return;
+            }
             _ = tokio::time::sleep(pause) => {}
             _ = shared.health.back(), if !answered => {}
         }
@@ -72,7 +76,13 @@ async fn check_epoch(shared: &Shared, broker: &Broker) {
         return;
     }
     let dropped: Vec<Lease> = match shared.leases.lock() {
-        Ok(mut l) => l.drain().map(|(_, lease)| lease).collect(),
+        Ok(mut l) => l
+            .drain()
+            .map(|((queue, _), lease)| {
+                crate::metrics::in_flight(&queue, -1.0);
+                lease
+            })
+            .collect(),
         Err(_) => Vec::new(),
     };
     for lease in &dropped {
@@ -159,6 +169,7 @@ async fn renew(shared: &Shared, broker: &Broker) -> bool {
                         shared.redis_failed("renew leases", &e);
                         answered = false;
                     } else {
+                        crate::metrics::redis_error("renew leases");
                         error!(queue = %queue, error = %e, "lease renewal failed; retrying at the next heartbeat");
                     }
                     // Progress not stored goes back, to be sent with the next renewal.
@@ -197,6 +208,9 @@ async fn announce_with(shared: &Shared, broker: &Broker) {
     {
         Ok(()) => shared.health.ok(),
         Err(e) if e.is_unreachable() => shared.redis_failed("announce this worker", &e),
-        Err(e) => error!(error = %e, "could not announce this worker"),
+        Err(e) => {
+            crate::metrics::redis_error("announce this worker");
+            error!(error = %e, "could not announce this worker")
+        }
     }
 }

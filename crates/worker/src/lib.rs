@@ -28,6 +28,7 @@ mod health;
 mod heartbeat;
 pub mod job;
 pub mod kinds;
+pub mod metrics;
 pub mod registry;
 mod shared;
 mod sweep;
@@ -38,6 +39,7 @@ pub use job::{Job, Outcome, Progress};
 pub use registry::{Handler, Registry};
 
 use celeriac_core::config::redact_url;
+pub use celeriac_core::probe::Probe;
 use celeriac_core::Broker;
 use shared::Shared;
 use std::sync::Arc;
@@ -73,6 +75,17 @@ pub async fn run(
     registry: Registry,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
+    run_with_probe(config, registry, shutdown, Probe::new()).await
+}
+
+/// [`run`], reporting liveness and readiness to `probe` (for an HTTP health endpoint): ready
+/// once started while Redis answers, not ready from the moment shutdown begins.
+pub async fn run_with_probe(
+    config: Settings,
+    registry: Registry,
+    shutdown: CancellationToken,
+    probe: Probe,
+) -> Result<(), WorkerError> {
     let broker =
         Broker::from_config(&config.core)
             .await
@@ -91,7 +104,7 @@ pub async fn run(
             broker.epoch().await.ok().flatten().unwrap_or_default()
         }
     };
-    let shared = Arc::new(Shared::new(config, broker, registry));
+    let shared = Arc::new(Shared::new(config, broker, registry, probe.clone()));
     if let Ok(mut e) = shared.epoch.lock() {
         *e = epoch;
     }
@@ -116,7 +129,9 @@ pub async fn run(
         tokio::spawn(sweep::run(shared.clone(), Sweep::Janitor, shutdown.clone())),
     ];
 
+    probe.set_started();
     fetcher::run(shared.clone(), tracker.clone(), ack_tx, shutdown.clone()).await;
+    probe.set_draining();
 
     let grace = shared.config.worker.shutdown_grace;
     info!(

@@ -96,10 +96,17 @@ pub(crate) struct Shared {
     pub epoch: Mutex<String>,
     /// Whether Redis answers (logs outages once, wakes loops that back off).
     pub health: RedisHealth,
+    /// Liveness and readiness, for health checks.
+    pub probe: celeriac_core::probe::Probe,
 }
 
 impl Shared {
-    pub fn new(config: Settings, broker: Broker, registry: Registry) -> Self {
+    pub fn new(
+        config: Settings,
+        broker: Broker,
+        registry: Registry,
+        probe: celeriac_core::probe::Probe,
+    ) -> Self {
         let host = hostname();
         let worker_id = format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..));
         Shared {
@@ -114,7 +121,8 @@ impl Shared {
             hard_stop: CancellationToken::new(),
             ack_deadline: CancellationToken::new(),
             epoch: Mutex::new(String::new()),
-            health: RedisHealth::default(),
+            health: RedisHealth::new(probe.clone()),
+            probe,
         }
     }
 
@@ -125,7 +133,11 @@ impl Shared {
 
     pub fn add_lease(&self, queue: &str, id: &str, lease: Lease) {
         if let Ok(mut l) = self.leases.lock() {
-            l.insert((queue.to_string(), id.to_string()), lease);
+            if l.insert((queue.to_string(), id.to_string()), lease)
+                .is_none()
+            {
+                crate::metrics::in_flight(queue, 1.0);
+            }
         }
     }
 
@@ -135,6 +147,7 @@ impl Shared {
         let mut l = self.leases.lock().ok()?;
         let key = (queue.to_string(), id.to_string());
         if l.get(&key).is_some_and(|lease| lease.token == token) {
+            crate::metrics::in_flight(queue, -1.0);
             l.remove(&key)
         } else {
             None
@@ -173,8 +186,9 @@ impl Shared {
         })
     }
 
-    /// Record a failed Redis call for the outage log.
-    pub fn redis_failed(&self, operation: &str, err: &celeriac_core::Error) {
+    /// Record a Redis call that got no answer: the outage log and the error count.
+    pub fn redis_failed(&self, operation: &'static str, err: &celeriac_core::Error) {
+        crate::metrics::redis_error(operation);
         self.health
             .failed(operation, err, self.in_flight(), self.first_expiry());
     }

@@ -67,6 +67,7 @@ impl Sweep {
                     )
                     .await?;
                 if r.requeued + r.buried > 0 {
+                    crate::metrics::recovered(queue, r.requeued, r.buried);
                     warn!(
                         queue,
                         requeued = r.requeued,
@@ -99,7 +100,9 @@ impl Sweep {
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, sweep: Sweep, stop: CancellationToken) {
-    every(sweep.interval(&shared), stop, || async {
+    let period = sweep.interval(&shared);
+    every(period, stop, || async {
+        shared.probe.beat(sweep.operation(), period);
         for queue in &shared.config.worker.queues {
             loop {
                 match sweep.once(&shared, queue).await {
@@ -114,6 +117,7 @@ pub(crate) async fn run(shared: Arc<Shared>, sweep: Sweep, stop: CancellationTok
                         break;
                     }
                     Err(e) => {
+                        crate::metrics::redis_error(sweep.operation());
                         error!(queue = %queue, error = %e, "{} failed; retrying at the next interval", sweep.operation());
                         break;
                     }
@@ -122,4 +126,6 @@ pub(crate) async fn run(shared: Arc<Shared>, sweep: Sweep, stop: CancellationTok
         }
     })
     .await;
+    // Stopped on purpose (shutdown): not a stalled loop.
+    shared.probe.forget(sweep.operation());
 }

@@ -81,7 +81,32 @@ pub async fn run(settings: Settings, args: Args) -> CliResult {
             crate::cmd::worker::init_logging(&settings.log);
             let shutdown = CancellationToken::new();
             tokio::spawn(crate::cmd::worker::on_signal(shutdown.clone()));
-            scheduler::run(config, settings.cron, domains::kinds(), shutdown)
+            let probe = celeriac_core::probe::Probe::new();
+            let endpoint = CancellationToken::new();
+            let _stop_endpoint = endpoint.clone().drop_guard();
+            if !settings.http.listen.is_empty() {
+                let queues = settings
+                    .cron
+                    .schedules
+                    .iter()
+                    .map(|s| s.queue.clone())
+                    .collect();
+                crate::http::serve(
+                    &settings.http.listen,
+                    probe.clone(),
+                    crate::output::inspector(&config).await?,
+                    queues,
+                    endpoint.clone(),
+                )
+                .await
+                .map_err(|e| {
+                    CliError::failed(anyhow::anyhow!(
+                        "cannot serve http.listen {}: {e}",
+                        settings.http.listen
+                    ))
+                })?;
+            }
+            scheduler::run_with_probe(config, settings.cron, domains::kinds(), shutdown, probe)
                 .await
                 .map_err(|e| CliError::failed(anyhow::anyhow!(e)))?;
             Ok(ExitCode::SUCCESS)

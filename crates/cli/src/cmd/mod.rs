@@ -2,6 +2,7 @@
 
 pub mod cron;
 pub mod enqueue;
+pub mod health;
 pub mod jobs;
 pub mod links;
 pub mod migrate;

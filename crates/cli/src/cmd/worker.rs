@@ -49,7 +49,27 @@ pub async fn run(settings: Settings) -> CliResult {
         celeriac_worker::kinds::register_drills(&mut registry, dir.into())
             .map_err(|e| CliError::failed(anyhow::anyhow!("cannot open the drill ledger: {e}")))?;
     }
-    celeriac_worker::run(settings.worker, registry, shutdown)
+    let probe = celeriac_worker::Probe::new();
+    // The endpoint outlives the drain: /readyz says 503 while the worker drains.
+    let endpoint = CancellationToken::new();
+    let _stop_endpoint = endpoint.clone().drop_guard();
+    if !settings.http.listen.is_empty() {
+        crate::http::serve(
+            &settings.http.listen,
+            probe.clone(),
+            crate::output::inspector(settings.core()).await?,
+            settings.worker.worker.queues.clone(),
+            endpoint.clone(),
+        )
+        .await
+        .map_err(|e| {
+            CliError::failed(anyhow::anyhow!(
+                "cannot serve http.listen {}: {e}",
+                settings.http.listen
+            ))
+        })?;
+    }
+    celeriac_worker::run_with_probe(settings.worker, registry, shutdown, probe)
         .await
         .map_err(|e| CliError::failed(anyhow::anyhow!(e)))?;
     Ok(ExitCode::SUCCESS)
