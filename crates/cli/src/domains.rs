@@ -10,11 +10,13 @@ use celeriac_db::{LazyDb, Migrations};
 use celeriac_worker::Registry;
 use std::sync::Arc;
 
-/// Every domain's settings.
+/// Every domain's settings, and the sections the domains share.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Configs {
     /// `[links]`.
     pub links: celeriac_links::LinksConfig,
+    /// `[onebot]`: the OneBot v11 API the domains that talk to QQ share.
+    pub onebot: celeriac_onebot::OneBotConfig,
 }
 
 impl Configs {
@@ -22,6 +24,7 @@ impl Configs {
     pub fn from_layers(layers: &Layers) -> celeriac_core::Result<Configs> {
         Ok(Configs {
             links: layers.section()?,
+            onebot: layers.section()?,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! (`CELERIAC_ONEBOT__ACCESS_TOKEN`, `CELERIAC_ONEBOT__SECRET`), never in a committed file, and
 //! they are held in [`Secret`], whose `Debug` never shows them.
 
+use celeriac_core::config::{duration, FieldError, Section};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::time::Duration;
@@ -45,7 +46,7 @@ impl fmt::Debug for Secret {
 }
 
 /// `[onebot]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OneBotConfig {
     /// Base URL of the OneBot v11 HTTP API; actions are `POST {api_url}/{action}`.
@@ -179,15 +180,6 @@ impl OneBotConfig {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "{s:?} is not a duration ({e}); write it like \"500ms\", \"10s\", \"5m\" or \"6h\""
-        ))
-    })
-}
-
 /// A secret given as a string, or as a number (the environment layer types `12345` as one);
 /// empty is unset.
 fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
@@ -278,7 +270,9 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         assert!(parse(r#"colour = "red""#).unwrap_err().contains("colour"));
-        assert!(parse(r#"timeout = "soon""#).unwrap_err().contains("10s"));
+        assert!(parse(r#"timeout = "soon""#)
+            .unwrap_err()
+            .contains("not a duration"));
         let c = OneBotConfig {
             rate: 0.0,
             ..Default::default()
@@ -304,5 +298,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.validate().unwrap_err().field, "onebot.breaker_open_for");
+    }
+}
+
+impl Section for OneBotConfig {
+    const NAME: &'static str = "onebot";
+    const STRING_FIELDS: &'static [&'static str] = &["api_url", "access_token", "secret"];
+
+    fn validate(&self) -> Result<(), FieldError> {
+        OneBotConfig::validate(self).map_err(|e| FieldError::new(e.field, e.message))
     }
 }

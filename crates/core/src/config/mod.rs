@@ -232,10 +232,48 @@ impl Section for RetentionConfig {
     }
 }
 
-/// Replace the password of a URL (Redis, PostgreSQL, a webhook) with `***`, for logs, errors
-/// and output. Malformed URLs are redacted too: whatever stands before the last `@` of the
-/// part after the scheme is taken for credentials.
+/// Replace the password of a URL (Redis, PostgreSQL, a webhook, an HTTP API) with `***`, and
+/// the values of query parameters that carry secrets (`access_token`, `token`, `secret`,
+/// `password`, `key`, `sig`…), for logs, errors and output. Malformed URLs are redacted too:
+/// whatever stands before the last `@` of the part after the scheme is taken for credentials.
 pub fn redact_url(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let mut out = redact_userinfo(head);
+    if let Some(query) = query {
+        let (query, fragment) = match query.split_once('#') {
+            Some((q, f)) => (q, Some(f)),
+            None => (query, None),
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if secret_param(k) => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
+    }
+    out
+}
+
+fn secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "token", "secret", "password", "passwd", "key", "sig", "auth",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+fn redact_userinfo(url: &str) -> String {
     // Where the authority starts: after "://", or "//", or ":" (a scheme with slashes
     // missing), else at the beginning.
     let start = url

@@ -149,6 +149,10 @@ fn passwords_are_redacted_even_in_malformed_urls() {
     );
     assert_eq!(redact_url("rediss://secret@h"), "rediss://***@h");
     assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+    assert_eq!(
+        redact_url("http://h:1/x?access_token=t&group=5#f"),
+        "http://h:1/x?access_token=***&group=5#f"
+    );
     for bad in [
         "redis//:S3cret@127.0.0.1:6379",
         "redis:/:S3cret@127.0.0.1:6379",
