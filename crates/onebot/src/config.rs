@@ -212,6 +212,15 @@ fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
+impl Section for OneBotConfig {
+    const NAME: &'static str = "onebot";
+    const STRING_FIELDS: &'static [&'static str] = &["api_url", "access_token", "secret"];
+
+    fn validate(&self) -> Result<(), FieldError> {
+        OneBotConfig::validate(self).map_err(|e| FieldError::new(e.field, e.message))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,14 +307,5 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.validate().unwrap_err().field, "onebot.breaker_open_for");
-    }
-}
-
-impl Section for OneBotConfig {
-    const NAME: &'static str = "onebot";
-    const STRING_FIELDS: &'static [&'static str] = &["api_url", "access_token", "secret"];
-
-    fn validate(&self) -> Result<(), FieldError> {
-        OneBotConfig::validate(self).map_err(|e| FieldError::new(e.field, e.message))
     }
 }
