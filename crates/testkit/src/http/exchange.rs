@@ -1,9 +1,9 @@
 //! One HTTP/1.1 exchange: the [`Request`] as read and recorded, the [`Response`] a handler
 //! returns, and writing it (one request per connection, `Connection: close`).
 
+use super::Answer;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The most a request's head or body may take; larger requests are dropped unanswered.
 const MAX_HEAD: usize = 64 * 1024;
@@ -110,7 +110,7 @@ impl Response {
 
     pub(super) async fn write(
         self,
-        stream: &mut TcpStream,
+        stream: &mut Answer<'_>,
         head_only: bool,
     ) -> std::io::Result<()> {
         if !self.delay.is_zero() {
@@ -136,7 +136,7 @@ pub(super) fn has_content_type(headers: &[(&str, &str)]) -> bool {
 
 /// Write a whole response with `Content-Length` and `Connection: close`, then close.
 pub(super) async fn write(
-    stream: &mut TcpStream,
+    stream: &mut Answer<'_>,
     status: u16,
     headers: &[(&str, &str)],
     body: &[u8],
@@ -154,8 +154,7 @@ pub(super) async fn write(
     if !head_only {
         stream.write_all(body).await?;
     }
-    stream.flush().await?;
-    stream.shutdown().await
+    stream.finish().await
 }
 
 /// A request's head, parsed; the bytes read past it are the body's beginning.

@@ -27,6 +27,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -227,7 +228,9 @@ impl TestHttp {
         }
     }
 
-    /// The most requests this server was answering at once.
+    /// The most requests this server was answering at once: each counts from its head's
+    /// arrival until its answer starts going out, a span within the client's own, so a client
+    /// that never had N requests open is never reported with N.
     pub fn most_at_once(&self) -> u32 {
         self.shared.most.load(Ordering::SeqCst)
     }
@@ -240,7 +243,7 @@ impl TestHttp {
     }
 }
 
-/// One request being answered: counted from its head to its end.
+/// One request being answered: counted from its head until its answer starts going out.
 struct InFlight(Arc<Shared>);
 
 impl InFlight {
@@ -257,6 +260,29 @@ impl Drop for InFlight {
     }
 }
 
+/// The connection an answer goes out on. Its request stops counting as being answered just
+/// before the first byte is written: from then on the client may be done with it, and counting
+/// it longer would report concurrency the client never had (the interval counted always lies
+/// within the client's own).
+struct Answer<'a> {
+    stream: &'a mut TcpStream,
+    in_flight: Option<InFlight>,
+}
+
+impl Answer<'_> {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.in_flight = None;
+        self.stream.write_all(bytes).await
+    }
+
+    /// Flush and close (one request per connection).
+    async fn finish(&mut self) -> std::io::Result<()> {
+        self.in_flight = None;
+        self.stream.flush().await?;
+        self.stream.shutdown().await
+    }
+}
+
 /// Read one request, record it, answer it (a route, else the pages), close.
 async fn serve(
     mut stream: TcpStream,
@@ -266,7 +292,7 @@ async fn serve(
     let Some(head) = exchange::read_head(&mut stream).await? else {
         return Ok(());
     };
-    let _in_flight = InFlight::enter(shared.clone());
+    let in_flight = InFlight::enter(shared.clone());
     let n = {
         let mut hits = lock(&shared.hits);
         let count = hits.entry(head.path.clone()).or_insert(0);
@@ -281,11 +307,15 @@ async fn serve(
         .rev()
         .find(|r| r.matches(&req.path))
         .map(|r| r.handler.clone());
+    let mut answer = Answer {
+        stream: &mut stream,
+        in_flight: Some(in_flight),
+    };
     match handler {
         Some(handler) => {
             let head_only = req.method == "HEAD";
-            handler(req).await.write(&mut stream, head_only).await
+            handler(req).await.write(&mut answer, head_only).await
         }
-        None => pages::serve(&mut stream, addr, &req).await,
+        None => pages::serve(&mut answer, addr, &req).await,
     }
 }

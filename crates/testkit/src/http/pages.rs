@@ -8,17 +8,16 @@
 //! after 1 MB of text), `/wait/MS` (`/ok` after MS milliseconds); anything else is 404.
 
 use super::exchange::{has_content_type, write, Request};
+use super::Answer;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 /// The site every friend page is expected to link to.
 pub const BACKLINK: &str = "https://celeriac.example";
 
 /// Answer `req` (the `n`th request to its path) on `stream`, which `addr` accepted.
 pub(super) async fn serve(
-    stream: &mut TcpStream,
+    stream: &mut Answer<'_>,
     addr: SocketAddr,
     req: &Request,
 ) -> std::io::Result<()> {
@@ -110,7 +109,7 @@ pub(super) async fn serve(
 
 /// [`write`] with `Content-Type: text/html` unless `headers` name one.
 async fn respond(
-    stream: &mut TcpStream,
+    stream: &mut Answer<'_>,
     status: u16,
     headers: &[(&str, &str)],
     body: &[u8],

@@ -62,6 +62,9 @@ async fn serves_the_link_checker_pages_and_counts_hits() {
         (2, 1, 0)
     );
     assert_eq!(s.requests().len(), 8);
+    // One after the other: a request stops counting before its answer goes out, so the next
+    // one never overlaps it.
+    assert_eq!(s.most_at_once(), 1);
     assert_eq!(s.request_starts().len(), 8);
     assert_eq!(s.url("/ok"), format!("http://{}/ok", s.addr));
 }
