@@ -1,11 +1,11 @@
 //! The domain store against both backends: every scenario runs on SQLite and on PostgreSQL,
 //! each in a database of its own.
 
-use crate::sql::TestDb;
 use celeriac_store::import::{self, Format};
 use celeriac_store::links::NewLink;
 use celeriac_store::runs::{LinkResult, RunCounts};
 use celeriac_store::{Error, Store};
+use celeriac_testkit::TestDb;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
