@@ -2,7 +2,8 @@
 # Run the end-to-end suite against a local 3-master Redis Cluster (three redis-server processes
 # on free loopback ports, created with redis-cli --cluster create). The fault-injection, ACL
 # and TLS tests start private single-node servers of their own and are left out here, as are the
-# deployment tests (deploy::), which use no shared Redis.
+# deployment tests (deploy::), which use no shared Redis. The testkit's keyspace tests run too:
+# a test's keys are spread over the masters and must all be deleted.
 set -euo pipefail
 dir=$(mktemp -d)
 pids=()
@@ -51,7 +52,8 @@ export CELERIAC_TEST_REDIS_URL="redis://127.0.0.1:${ports[0]}"
 if cargo nextest --version >/dev/null 2>&1; then
   # --workspace, as in the first pass, so nothing is compiled again with other features.
   cargo nextest run --workspace --locked --no-fail-fast \
-    -E 'binary(e2e) & not (test(chaos::) | test(chaos_redis::) | test(partition::) | test(acl::) | test(tls::) | test(store::) | test(linkcheck::) | test(deploy::))' "$@"
+    -E '(binary(e2e) & not (test(chaos::) | test(chaos_redis::) | test(partition::) | test(acl::) | test(tls::) | test(store::) | test(linkcheck::) | test(deploy::))) | (package(celeriac-testkit) & test(keyspace::))' "$@"
 else
   cargo test -p celeriac-cli --locked --test e2e -- --skip chaos:: --skip chaos_redis:: --skip partition:: --skip acl:: --skip tls:: --skip store:: --skip linkcheck:: --skip deploy:: "$@"
+  cargo test -p celeriac-testkit --locked --test kit -- keyspace:: "$@"
 fi

@@ -2,29 +2,25 @@
 //! prefix, with the password in the URL (from the environment); the password never appears in
 //! logs or CLI output.
 
-use crate::ledger::RedisServer;
 use crate::support::Env;
+use celeriac_testkit::{unique_prefix, Keyspace, RedisServer};
 use std::time::Duration;
 
 const PASSWORD: &str = "s3cret-Celeriac-pw";
 
 #[test]
 fn worker_and_cli_run_as_a_user_limited_to_the_prefix() {
-    let redis = RedisServer::start(&[]);
-    let mut env = Env::at(&redis.url(), "");
-    let mut admin = env.redis();
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("celeriac")
-        .arg("on")
-        .arg(format!(">{PASSWORD}"))
-        .arg(format!("~{}:*", env.prefix))
-        .arg("+@all")
-        .arg("-@dangerous")
-        .arg("-@admin")
-        .query(&mut admin)
-        .unwrap();
-    let url = format!("redis://celeriac:{PASSWORD}@127.0.0.1:{}", redis.port);
+    // The user's key pattern names the prefix, so the prefix comes first.
+    let prefix = unique_prefix();
+    let redis = RedisServer::builder()
+        .acl_user("celeriac", PASSWORD, &format!("{prefix}:*"))
+        .start();
+    let mut env = Env::on(Keyspace::with_prefix(&redis.url(), &prefix), "");
+    let url = redis.user_url();
+    assert_eq!(
+        url,
+        format!("redis://celeriac:{PASSWORD}@127.0.0.1:{}", redis.port)
+    );
     env.process_env
         .push(("CELERIAC_REDIS_URL".into(), url.clone()));
 

@@ -2,7 +2,8 @@
 //! `poison.rs`: each is dead-lettered with a named reason, refused with a clear error, or
 //! survived — never a crash, a silent drop or a stalled sweep.
 
-use crate::support::{wait_until, Env};
+use crate::support::Env;
+use celeriac_testkit::wait_until;
 use redis::Commands;
 use std::time::Duration;
 

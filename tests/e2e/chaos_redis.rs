@@ -3,14 +3,14 @@
 //! with SIGSTOP past its lease. The full sizes run from `chaos.rs`'s `chaos_full`.
 
 use crate::ledger::*;
-use crate::support::wait_until;
+use celeriac_testkit::{wait_until, RedisServer};
 use redis::Commands;
 use std::time::Duration;
 
 /// Scenario 4: Redis killed with kill -9 (AOF everysec) and restarted while producers and
 /// workers run; nothing is restarted but Redis.
 pub fn redis_crash_with_aof(seconds_before: u64, seconds_after: u64) -> Report {
-    let redis = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    let redis = RedisServer::builder().aof().start();
     let mut run = Run::with_redis("4 Redis kill -9 (AOF everysec)", "", redis);
     run.env.spawn_worker(&[]);
     run.env.spawn_worker(&[]);
@@ -180,7 +180,9 @@ pub fn frozen_worker() -> Report {
 /// Scenario 10: Redis `maxmemory` reached with `noeviction`. Enqueue fails with a clear error
 /// (nothing half-written, nothing dropped silently); once memory is freed everything resumes.
 pub fn redis_full() -> Report {
-    let redis = RedisServer::start(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let redis = RedisServer::builder()
+        .args(["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"])
+        .start();
     let mut run = Run::with_redis("10 Redis maxmemory (noeviction)", "", redis);
     let payload = format!(r#"{{"ms": 1, "pad": "{}"}}"#, "x".repeat(400));
     let mut error = String::new();

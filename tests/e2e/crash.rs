@@ -37,7 +37,7 @@ fn job_that_keeps_losing_its_workers_ends_dead_worker_lost() {
     for round in 0..2 {
         let w = env.spawn_worker(&[]);
         // Active under this worker: the previous delivery was swept as lost first.
-        crate::support::wait_until(T, "the job to run on the new worker", || {
+        celeriac_testkit::wait_until(T, "the job to run on the new worker", || {
             let job = env.status(&id);
             job["state"] == "active" && job["history"].as_array().unwrap().len() == round + 1
         });
@@ -73,7 +73,7 @@ fn frozen_worker_cannot_complete_a_job_it_lost() {
     env.worker(a).signal("-CONT");
     // The resumed worker's completion is refused by the fencing token (or it notices the lost
     // lease first): the record keeps the second worker's run.
-    crate::support::wait_until(T, "the resumed worker to give the job up", || {
+    celeriac_testkit::wait_until(T, "the resumed worker to give the job up", || {
         let log = env.worker(a).log_text();
         log.contains("outcome rejected") || log.contains("lease gone") || log.contains("lease lost")
     });

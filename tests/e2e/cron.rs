@@ -1,6 +1,7 @@
 //! `celeriac cron`: exactly one enqueue per tick across replicas, catch-up, validation.
 
-use crate::support::{wait_until, Env};
+use crate::support::Env;
+use celeriac_testkit::wait_until;
 use redis::Commands;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -241,7 +242,7 @@ fn the_shipped_configuration_schedules_the_link_check() {
         .arg(&shipped)
         .args([
             "--redis-url",
-            &crate::support::redis_url(),
+            &celeriac_testkit::test_redis_url(),
             "--prefix",
             &env.prefix,
         ])

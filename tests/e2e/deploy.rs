@@ -9,7 +9,7 @@
 //!
 //! The tools are installed by `scripts/ensure-deploy-tools.sh` (which `make test` runs first).
 
-use crate::support::{free_port, wait_until};
+use celeriac_testkit::{free_port, wait_until};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

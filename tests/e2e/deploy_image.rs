@@ -4,8 +4,8 @@
 //! deployment files are checked in `deploy.rs`.
 
 use crate::deploy::{ensure_tools, is_root, repo, run_ok, stdout_ok, GRACE, T};
-use crate::ledger::RedisServer;
-use crate::support::{free_port, wait_until, Env};
+use crate::support::Env;
+use celeriac_testkit::{free_port, wait_until, RedisServer};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -334,7 +334,7 @@ fn image_runs_a_worker_as_non_root_and_drains_on_sigterm() {
 
     // 4. A worker in it: redis_url from the environment (by name: resolved inside the image),
     //    the rest from a config file mounted read-only, a flag after the image's CMD.
-    let redis = RedisServer::start(&[]);
+    let redis = RedisServer::start();
     let env = Env::at(&redis.url(), "");
     let etc = dir.join("etc");
     std::fs::create_dir_all(&etc).unwrap();

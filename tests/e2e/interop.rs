@@ -1,12 +1,13 @@
 //! Another language enqueues with nothing but a Redis client, following docs/wire-format.md.
 
-use crate::support::{redis_url, Env};
+use crate::support::Env;
+use celeriac_testkit::{is_cluster, test_redis_url};
 use std::process::Command;
 use std::time::Duration;
 
 #[test]
 fn python_example_enqueues_a_job_a_worker_runs() {
-    if crate::support::is_cluster(&redis_url()) {
+    if is_cluster(&test_redis_url()) {
         // The example uses a plain client and MULTI; redis-py needs RedisCluster for a
         // cluster. The wire format is the same; this run checks it on a single node.
         eprintln!(
@@ -24,7 +25,7 @@ fn python_example_enqueues_a_job_a_worker_runs() {
     let run = |args: &[&str]| {
         let out = Command::new(&python)
             .arg(script)
-            .args(["--redis-url", &redis_url(), "--prefix", &env.prefix])
+            .args(["--redis-url", &test_redis_url(), "--prefix", &env.prefix])
             .args(args)
             .output()
             .expect("run python3 (make test installs redis-py)");

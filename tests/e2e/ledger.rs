@@ -1,6 +1,7 @@
-//! The fault-injection harness: private Redis servers, worker processes and a ledger. Each scenario runs against a private `redis-server` on a free
-//! port and real `celeriac worker` processes running the `drill.record` kind, which appends
-//! every execution's start and end (job id, attempt, fencing token, worker, time) to fsynced
+//! The fault-injection harness: worker processes and a ledger. Each scenario runs against a
+//! private `redis-server` on a free port (`celeriac_testkit::RedisServer`) and real
+//! `celeriac worker` processes running the `drill.record` kind, which appends every
+//! execution's start and end (job id, attempt, fencing token, worker, time) to fsynced
 //! files outside Redis. After the scenario, [`Report`] counts, Jepsen-style:
 //!
 //! - **lost**: acknowledged enqueues that never finished (no final state after the drain);
@@ -15,11 +16,11 @@
 //! live worker cut off from Redis). The quick sizes run in `make test`; `make chaos` runs the
 //! full sizes (ignored tests) and prints each report (results in docs/reliability.md).
 
-use crate::support::{wait_until, Env};
+use crate::support::Env;
+use celeriac_testkit::{RawConnection, RedisServer};
 use redis::Commands;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Lease, sweep and grace short enough for fault injection.
@@ -33,85 +34,6 @@ promote_interval = "50ms"
 shutdown_grace = "1s"
 max_deliveries = 5
 "#;
-
-/// A private `redis-server` on a free port, removed with its data when dropped.
-pub struct RedisServer {
-    child: Child,
-    pub port: u16,
-    dir: PathBuf,
-    extra: Vec<String>,
-}
-
-impl RedisServer {
-    pub fn start(extra: &[&str]) -> RedisServer {
-        let port = crate::support::free_port();
-        let dir = std::env::temp_dir().join(format!("celeriac-chaos-redis-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = Self::spawn(port, &dir, &extra);
-        RedisServer {
-            child,
-            port,
-            dir,
-            extra,
-        }
-    }
-
-    fn spawn(port: u16, dir: &Path, extra: &[String]) -> Child {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(extra)
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server (make test installs it when missing)");
-        wait_until(Duration::from_secs(10), "redis-server to answer", || {
-            redis::Client::open(format!("redis://127.0.0.1:{port}").as_str())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok()
-        });
-        child
-    }
-
-    /// kill -9 the server.
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Start it again on the same port and directory (same data if it had AOF on; `wipe`
-    /// deletes the data first).
-    pub fn restart(&mut self, wipe: bool) {
-        if wipe {
-            let _ = std::fs::remove_dir_all(&self.dir);
-            std::fs::create_dir_all(&self.dir).unwrap();
-        }
-        self.child = Self::spawn(self.port, &self.dir, &self.extra);
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// One execution read from the ledger.
 #[derive(Clone, Debug)]
@@ -213,7 +135,7 @@ pub struct Run {
 
 impl Run {
     pub fn new(name: &str, extra: &str) -> Run {
-        Self::with_redis(name, extra, RedisServer::start(&[]))
+        Self::with_redis(name, extra, RedisServer::start())
     }
 
     pub fn with_redis(name: &str, extra: &str, redis: RedisServer) -> Run {
@@ -323,7 +245,7 @@ impl Run {
         }
         let mut con = self.env.redis();
         let k = |name: &str| self.env.key("default", name);
-        let count = |con: &mut crate::support::RawConnection, key: String, list: bool| -> usize {
+        let count = |con: &mut RawConnection, key: String, list: bool| -> usize {
             if list {
                 con.llen(key).unwrap()
             } else {

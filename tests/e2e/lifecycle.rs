@@ -1,6 +1,7 @@
 //! A job's life: success, retries to dead, delay, idempotency, cancel, retry, purge.
 
-use crate::support::{wait_until, Env};
+use crate::support::Env;
+use celeriac_testkit::wait_until;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);

@@ -3,14 +3,13 @@
 //! whole `links.check` runs on SQLite and PostgreSQL (hiding, showing again, whitelist,
 //! duplicate URLs, no links, one run at a time).
 
-use crate::http::{TestServer, BACKLINK};
-use crate::sql::TestDb;
-use crate::support::{free_port, Env};
+use crate::support::Env;
 use celeriac_core::config::Config;
 use celeriac_links::body::Backlink;
 use celeriac_links::fetch::{Failure, Fetcher};
 use celeriac_links::store::NewLink;
 use celeriac_links::{self as links, Context, LinksConfig, Store};
+use celeriac_testkit::{free_port, TestDb, TestHttp, BACKLINK};
 use celeriac_worker::{Job, Outcome, Registry};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -32,7 +31,7 @@ fn literal() -> Backlink {
 
 #[tokio::test]
 async fn status_and_backlink() {
-    let s = TestServer::start().await;
+    let s = TestHttp::start().await;
     let f = Fetcher::new(&config()).unwrap();
     let r = f.check(&s.url("/ok"), Some(&literal())).await;
     assert_eq!((r.failure, r.status, r.attempts), (None, Some(200), 1));
@@ -60,7 +59,7 @@ async fn status_and_backlink() {
 
 #[tokio::test]
 async fn transient_failures_are_retried() {
-    let s = TestServer::start().await;
+    let s = TestHttp::start().await;
     let f = Fetcher::new(&config()).unwrap();
     let r = f.check(&s.url("/flaky"), Some(&literal())).await;
     assert_eq!((r.failure, r.attempts), (None, 2), "500, then 200");
@@ -81,7 +80,7 @@ async fn transient_failures_are_retried() {
 
 #[tokio::test]
 async fn deadlines_cut_off_silent_and_dripping_servers() {
-    let s = TestServer::start().await;
+    let s = TestHttp::start().await;
     let mut c = config();
     c.retries = 0;
     let f = Fetcher::new(&c).unwrap();
@@ -104,7 +103,7 @@ async fn deadlines_cut_off_silent_and_dripping_servers() {
 
 #[tokio::test]
 async fn redirects_are_followed_counted_and_bounded() {
-    let s = TestServer::start().await;
+    let s = TestHttp::start().await;
     let f = Fetcher::new(&config()).unwrap();
     let r = f.check(&s.url("/redirect/3"), Some(&literal())).await;
     assert_eq!((r.failure, r.redirects), (None, 3));
@@ -127,7 +126,7 @@ async fn waiting_for_a_host_slot_on_a_redirect_is_not_counted() {
     // Requests to one host start 1.5 s apart; a link on host 1 redirects to host 0 just after
     // host 0 was asked, so its second hop waits 1.5 s for its turn, longer than its 1 s
     // deadline: the wait must not time it out.
-    let s = TestServer::start_on_all(&["127.0.0.1:0", "127.0.0.2:0"]).await;
+    let s = TestHttp::start_on_all(&["127.0.0.1:0", "127.0.0.2:0"]).await;
     let mut c = config();
     c.host_interval = Duration::from_millis(1500);
     c.retries = 0;
@@ -146,7 +145,7 @@ async fn waiting_for_a_host_slot_on_a_redirect_is_not_counted() {
 
 #[tokio::test]
 async fn the_guard_blocks_internal_addresses() {
-    let s = TestServer::start().await;
+    let s = TestHttp::start().await;
     let mut c = config();
     c.allow_private_networks = false;
     let f = Fetcher::new(&c).unwrap();
@@ -166,7 +165,7 @@ async fn the_guard_blocks_internal_addresses() {
     let f = Fetcher::new(&c).unwrap();
     let r = f.check(&s.url("/ok"), Some(&literal())).await;
     assert_eq!(r.failure, None);
-    let other = TestServer::start_on("127.0.0.2:0").await;
+    let other = TestHttp::start_on("127.0.0.2:0").await;
     for to in [other.url("/ok"), "http://169.254.169.254/".to_string()] {
         let r = f
             .check(&s.url(&format!("/to?{to}")), Some(&literal()))
@@ -179,7 +178,7 @@ async fn the_guard_blocks_internal_addresses() {
 
 #[tokio::test]
 async fn bodies_are_capped_and_decoded_lossily() {
-    let s = TestServer::start().await;
+    let s = TestHttp::start().await;
     let f = Fetcher::new(&config()).unwrap();
     let r = f.check(&s.url("/big"), Some(&literal())).await;
     assert_eq!(r.failure, Some(Failure::BodyTooLarge));
@@ -232,7 +231,7 @@ async fn transport_failures_have_their_own_kinds() {
 async fn a_self_signed_certificate_is_refused() {
     let dir = std::env::temp_dir().join(format!("celeriac-tls-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    crate::tls::openssl(
+    celeriac_testkit::tls::openssl(
         &dir,
         &[
             "req",
@@ -264,7 +263,7 @@ async fn a_self_signed_certificate_is_refused() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start openssl s_server");
-    crate::support::wait_until(Duration::from_secs(10), "the TLS server to listen", || {
+    celeriac_testkit::wait_until(Duration::from_secs(10), "the TLS server to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     let f = Fetcher::new(&config()).unwrap();
@@ -291,7 +290,7 @@ impl Harness {
     async fn new(db: &TestDb, links: LinksConfig) -> Harness {
         let env = Env::new("");
         let core = Config {
-            redis_url: crate::support::redis_url(),
+            redis_url: celeriac_testkit::test_redis_url(),
             prefix: env.prefix.clone(),
             ..Config::default()
         };
@@ -355,7 +354,7 @@ impl Harness {
 
 async fn a_run_hides_shows_and_skips(kind: &str) {
     let db = TestDb::of(kind);
-    let s = TestServer::start().await;
+    let s = TestHttp::start().await;
     let h = Harness::new(&db, config()).await;
     h.add("good", &s.url("/ok")).await;
     h.add("no-backlink", &s.url("/plain")).await;
@@ -435,7 +434,7 @@ async fn concurrency_is_capped_globally_and_per_host_with_spacing() {
     // (global cap, per-host cap) → the most requests in flight at once over four hosts.
     for (concurrency, per_host, expected) in [(1, 1, 1), (3, 3, 3), (3, 1, 3), (8, 1, 4)] {
         let hosts = ["127.0.0.1:0", "127.0.0.2:0", "127.0.0.3:0", "127.0.0.4:0"];
-        let server = TestServer::start_on_all(&hosts).await;
+        let server = TestHttp::start_on_all(&hosts).await;
         let db = TestDb::sqlite();
         let mut c = config();
         c.concurrency = concurrency;
@@ -453,7 +452,7 @@ async fn concurrency_is_capped_globally_and_per_host_with_spacing() {
             "concurrency {concurrency}, per host {per_host}"
         );
     }
-    let one_host = TestServer::start().await;
+    let one_host = TestHttp::start().await;
     let db = TestDb::sqlite();
     let mut c = config();
     c.concurrency = 8;
@@ -469,7 +468,7 @@ async fn concurrency_is_capped_globally_and_per_host_with_spacing() {
     // Spacing: starts on one host at least host_interval apart.
     let mut c = config();
     c.host_interval = Duration::from_millis(100);
-    let spaced = TestServer::start().await;
+    let spaced = TestHttp::start().await;
     let db = TestDb::sqlite();
     let h = Harness::new(&db, c).await;
     for i in 0..5 {
@@ -535,7 +534,7 @@ async fn one_run_at_a_time() {
 #[tokio::test]
 async fn a_run_cut_off_releases_the_lock_at_once() {
     let db = TestDb::sqlite();
-    let s = TestServer::start().await;
+    let s = TestHttp::start().await;
     let h = Harness::new(&db, config()).await;
     h.add("slow", &s.url("/wait/10000")).await;
     let broker = celeriac_core::Broker::from_config(&h.core).await.unwrap();

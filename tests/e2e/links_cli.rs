@@ -2,8 +2,8 @@
 //! `links.check` enqueued with `celeriac enqueue`, the summary in `celeriac status --wait`,
 //! progress while it runs, and the new states in `celeriac links list --json`.
 
-use crate::http::{TestServer, BACKLINK};
-use crate::support::{wait_until, Env};
+use crate::support::Env;
+use celeriac_testkit::{wait_until, TestHttp, BACKLINK};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manage_check_and_list_links() {
-    let s = TestServer::start().await;
+    let s = TestHttp::start().await;
     let mut env = Env::new(LINKS);
     assert!(env.ok(&["migrate"]).contains("applied migration(s) 1"));
     assert!(env.ok(&["migrate"]).contains("up to date"));
@@ -128,7 +128,7 @@ async fn manage_check_and_list_links() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_is_visible_while_a_run_goes_on() {
-    let s = TestServer::start().await;
+    let s = TestHttp::start().await;
     let mut env = Env::new(&format!("{LINKS}concurrency = 1\nper_host = 1\n"));
     for i in 0..8 {
         env.ok(&[

@@ -1,9 +1,9 @@
 //! End-to-end tests: the real `celeriac` binary against the real Redis at 127.0.0.1:6379
 //! (or `CELERIAC_TEST_REDIS_URL`). Each test has its own key prefix and removes its keys when
-//! it ends, so tests run in parallel and never touch anyone else's data.
+//! it ends, so tests run in parallel and never touch anyone else's data. The helpers that do
+//! not need the binary (private Redis servers, key prefixes, databases, the HTTP test server,
+//! waits) are in `celeriac-testkit`.
 
-mod http;
-mod sql;
 mod support;
 
 mod acl;

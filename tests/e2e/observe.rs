@@ -3,8 +3,8 @@
 //! was run; `/readyz` turns 503 while Redis is down and 200 when it is back.
 
 use crate::deploy::{require_python_tools, venv_bin};
-use crate::ledger::RedisServer;
-use crate::support::{free_port, wait_until, Env};
+use crate::support::Env;
+use celeriac_testkit::{free_port, wait_until, RedisServer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -169,7 +169,7 @@ fn metrics_count_what_ran_and_parse_as_prometheus() {
 
 #[test]
 fn readyz_follows_redis_and_healthz_the_loops() {
-    let mut redis = RedisServer::start(&[]);
+    let mut redis = RedisServer::start();
     let port = free_port();
     let mut env = Env::at(
         &redis.url(),

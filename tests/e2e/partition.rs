@@ -1,5 +1,6 @@
 //! Partitions: a live worker cut off from Redis. The partitioned worker (or cron replica) runs
-//! in a network namespace joined to this host by a veth pair on a private /30; cutting the link
+//! in a network namespace (`celeriac_testkit::Net`) joined to this host by a veth pair on a
+//! private /30; cutting the link
 //! (`ip link set … down`) drops its packets both ways while the process lives on, so requests
 //! already sent are retransmitted and reach Redis when the link comes back, as on a real
 //! network; `ss -K` destroys Redis's side of its connections without the worker noticing.
@@ -13,10 +14,9 @@
 //! against a job (`lost`) once its worker came back.
 
 use crate::ledger::*;
-use crate::support::{free_port, wait_until};
+use celeriac_testkit::{free_port, wait_until, Net, RedisServer};
 use redis::Commands;
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Redis calls are bounded at 1 s (CELERIAC_REDIS_TIMEOUT) on top of these.
@@ -32,118 +32,6 @@ max_deliveries = 3
 "#;
 const LEASE_US: u64 = 2_000_000;
 
-/// A network namespace linked to this host by a veth pair; removed when dropped.
-pub struct Net {
-    ns: String,
-    host_if: String,
-    pub host_ip: String,
-    pub ns_ip: String,
-}
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-impl Net {
-    /// A namespace named after `id` (a free port, so parallel tests never collide).
-    pub fn new(id: u16) -> Net {
-        // One /30 per port, within 10.100.0.0/14.
-        let n = id as u32;
-        let (b, c, d) = (100 + n / 16_384, n / 64 % 256, n % 64 * 4);
-        let net = Net {
-            ns: format!("celp{id}"),
-            host_if: format!("cph{id}"),
-            host_ip: format!("10.{b}.{c}.{}", d + 1),
-            ns_ip: format!("10.{b}.{c}.{}", d + 2),
-        };
-        let peer = format!("cpn{id}");
-        // `ip netns add` run by parallel tests can race on its first mount of /run/netns.
-        let added = (0..20).any(|i| {
-            std::thread::sleep(Duration::from_millis(50 * i));
-            ip(&["netns", "add", &net.ns])
-        });
-        let ok = added
-            && ip(&[
-                "link",
-                "add",
-                &net.host_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &peer,
-            ])
-            && ip(&["link", "set", &peer, "netns", &net.ns])
-            && ip(&[
-                "addr",
-                "add",
-                &format!("{}/30", net.host_ip),
-                "dev",
-                &net.host_if,
-            ])
-            && ip(&["link", "set", &net.host_if, "up"])
-            && ip(&[
-                "netns",
-                "exec",
-                &net.ns,
-                "ip",
-                "addr",
-                "add",
-                &format!("{}/30", net.ns_ip),
-                "dev",
-                &peer,
-            ])
-            && ip(&["netns", "exec", &net.ns, "ip", "link", "set", &peer, "up"])
-            && ip(&["netns", "exec", &net.ns, "ip", "link", "set", "lo", "up"]);
-        assert!(
-            ok,
-            "could not build a network namespace with a veth pair: the partition tests need root and iproute2 (ip netns, veth)"
-        );
-        net
-    }
-
-    /// The prefix that runs a command inside the namespace.
-    pub fn exec(&self) -> [&str; 4] {
-        ["ip", "netns", "exec", &self.ns]
-    }
-
-    /// Drop every packet between the namespace and this host; returns when (µs).
-    pub fn cut(&self) -> u64 {
-        assert!(ip(&["link", "set", &self.host_if, "down"]), "link down");
-        celeriac_core::time::now_us()
-    }
-
-    /// Let packets through again; returns when (µs).
-    pub fn heal(&self) -> u64 {
-        assert!(ip(&["link", "set", &self.host_if, "up"]), "link up");
-        celeriac_core::time::now_us()
-    }
-
-    /// Destroy this host's side of every TCP connection with the namespace (`ss -K`), as when
-    /// a server's TCP gives up or a NAT forgets the flow; the far side is not told.
-    pub fn destroy_server_side(&self) {
-        let ok = Command::new("ss")
-            .args(["-K", "dst", &self.ns_ip])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            ok,
-            "ss -K failed (the kernel needs CONFIG_INET_DIAG_DESTROY)"
-        );
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        ip(&["netns", "del", &self.ns]);
-        ip(&["link", "del", &self.host_if]);
-    }
-}
-
 /// A partition run: Redis reachable on loopback and from the namespace.
 struct Cut {
     run: Run,
@@ -157,8 +45,10 @@ struct Cut {
 impl Cut {
     fn new(name: &str) -> Cut {
         let net = Net::new(free_port());
-        let bind = format!("127.0.0.1 {}", net.host_ip);
-        let redis = RedisServer::start(&["--bind", &bind, "--protected-mode", "no"]);
+        let redis = RedisServer::builder()
+            .bind(&["127.0.0.1", &net.host_ip])
+            .args(["--protected-mode", "no"])
+            .start();
         let mut run = Run::with_redis(name, PARTITION, redis);
         run.env
             .process_env

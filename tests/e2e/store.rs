@@ -1,10 +1,10 @@
 //! The domain store against both backends: every scenario runs on SQLite and on PostgreSQL,
 //! each in a database of its own.
 
-use crate::sql::TestDb;
 use celeriac_links::import::{self, Format};
 use celeriac_links::store::{LinkResult, NewLink, RunCounts};
 use celeriac_links::{Error, Store};
+use celeriac_testkit::TestDb;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -1,13 +1,14 @@
-//! Test environment: a unique prefix, a config file, worker processes and CLI calls.
+//! Test environment: a config file, `celeriac` worker and cron processes and CLI calls, on a
+//! [`Keyspace`] of the test's own. Only this test binary can name the `celeriac` binary
+//! (`CARGO_BIN_EXE_celeriac`), so this stays here; the generic helpers are in
+//! `celeriac-testkit`.
 
+use celeriac_testkit::{test_redis_url, wait_until, Keyspace, RawConnection};
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Timings that make leases, sweeps and retries fast enough for tests.
 pub const FAST: &str = r#"
@@ -24,21 +25,19 @@ backoff_base = "50ms"
 backoff_cap = "200ms"
 "#;
 
-pub fn redis_url() -> String {
-    std::env::var("CELERIAC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// One test's world. Dropping it kills its workers and deletes its keys.
+/// One test's world. Dropping it kills its workers, then deletes its keys (its [`Keyspace`]).
 pub struct Env {
+    /// The keyspace's prefix, written to the config.
     pub prefix: String,
     pub dir: PathBuf,
     config: PathBuf,
-    url: String,
     /// Extra environment variables of every process this env starts.
     pub process_env: Vec<(String, String)>,
     /// Working directory of every process this env starts (the test's own when `None`).
     pub cwd: Option<PathBuf>,
     workers: Vec<Worker>,
+    /// Dropped after the workers are killed (fields drop after `Drop::drop`).
+    keyspace: Keyspace,
 }
 
 /// A running `celeriac worker`.
@@ -86,17 +85,17 @@ impl Worker {
 impl Env {
     /// A new environment whose config is [`FAST`] plus `extra` TOML.
     pub fn new(extra: &str) -> Env {
-        Env::at(&redis_url(), extra)
+        Env::at(&test_redis_url(), extra)
     }
 
     /// Like [`Env::new`], against the Redis at `url` (a private server).
     pub fn at(url: &str, extra: &str) -> Env {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let prefix = format!(
-            "celeriac-test-{}-{n}-{:04x}",
-            std::process::id(),
-            fastrand_u16()
-        );
+        Env::on(Keyspace::new(url), extra)
+    }
+
+    /// Like [`Env::new`], in `keyspace` (whose prefix had to be known first, e.g. by an ACL).
+    pub fn on(keyspace: Keyspace, extra: &str) -> Env {
+        let (url, prefix) = (keyspace.url().to_string(), keyspace.prefix().to_string());
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("config.toml");
@@ -110,10 +109,10 @@ impl Env {
             prefix,
             dir,
             config,
-            url: url.to_string(),
             process_env: Vec::new(),
             cwd: None,
             workers: Vec::new(),
+            keyspace,
         }
     }
 
@@ -304,7 +303,7 @@ impl Env {
     /// A synchronous Redis connection (for writing raw keys as a foreign producer would); a
     /// cluster connection when the test Redis is a cluster.
     pub fn redis(&self) -> RawConnection {
-        raw_connection(&self.url).expect("connect to Redis (is it running at 127.0.0.1:6379?)")
+        self.keyspace.connection()
     }
 
     /// A key of this environment's namespace for `queue`.
@@ -322,30 +321,7 @@ impl Drop for Env {
         if std::thread::panicking() {
             eprintln!("{}", self.worker_logs());
         }
-        if let Ok(mut con) = raw_connection(&self.url) {
-            let pattern = format!("{}:*", self.prefix);
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(&pattern)
-                .query(&mut con)
-                .unwrap_or_default();
-            // One key per command: in a cluster the keys live in different slots.
-            for key in keys {
-                let _: Result<(), _> = redis::cmd("DEL").arg(key).query(&mut con);
-            }
-        }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Poll `cond` every 20 ms until it holds; panic with `what` after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -364,101 +340,4 @@ fn merge(base: &str, extra: &str) -> String {
     let mut table: toml::Table = base.parse().expect("base TOML");
     lay(&mut table, extra.parse().expect("test TOML"));
     table.to_string()
-}
-
-fn fastrand_u16() -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (nanos ^ (nanos >> 16)) as u16
-}
-
-/// A TCP port nothing listens on right now (for a private redis-server).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// Whether the test Redis is a cluster (`CELERIAC_TEST_REDIS_URL` pointing at a cluster node).
-pub fn is_cluster(url: &str) -> bool {
-    redis::Client::open(url)
-        .and_then(|c| c.get_connection())
-        .and_then(|mut c| redis::cmd("INFO").arg("cluster").query::<String>(&mut c))
-        .map(|info| info.lines().any(|l| l.trim() == "cluster_enabled:1"))
-        .unwrap_or(false)
-}
-
-/// A raw synchronous connection to a single node or a cluster.
-pub enum RawConnection {
-    Single(redis::Connection),
-    Cluster(Box<redis::cluster::ClusterConnection>),
-}
-
-fn raw_connection(url: &str) -> redis::RedisResult<RawConnection> {
-    if is_cluster(url) {
-        let client = redis::cluster::ClusterClient::new(vec![url])?;
-        return Ok(RawConnection::Cluster(Box::new(client.get_connection()?)));
-    }
-    Ok(RawConnection::Single(
-        redis::Client::open(url)?.get_connection()?,
-    ))
-}
-
-impl redis::ConnectionLike for RawConnection {
-    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
-        match self {
-            RawConnection::Single(c) => c.req_packed_command(cmd),
-            RawConnection::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands(
-        &mut self,
-        cmd: &[u8],
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisResult<Vec<redis::Value>> {
-        match self {
-            RawConnection::Single(c) => c.req_packed_commands(cmd, offset, count),
-            RawConnection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
-        match self {
-            RawConnection::Single(c) => c.req_command(cmd),
-            RawConnection::Cluster(c) => c.req_command(cmd),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            RawConnection::Single(c) => c.get_db(),
-            RawConnection::Cluster(c) => c.get_db(),
-        }
-    }
-
-    fn supports_pipelining(&self) -> bool {
-        match self {
-            RawConnection::Single(c) => c.supports_pipelining(),
-            RawConnection::Cluster(c) => c.supports_pipelining(),
-        }
-    }
-
-    fn check_connection(&mut self) -> bool {
-        match self {
-            RawConnection::Single(c) => c.check_connection(),
-            RawConnection::Cluster(c) => c.check_connection(),
-        }
-    }
-
-    fn is_open(&self) -> bool {
-        match self {
-            RawConnection::Single(c) => c.is_open(),
-            RawConnection::Cluster(c) => c.is_open(),
-        }
-    }
 }
