@@ -1,0 +1,117 @@
+//! Read and repair jobs, queues and workers. The CLI goes through this API only.
+//!
+//! - [`types`](self::types): what it returns ([`JobInfo`], [`QueueInfo`], [`WorkerInfo`],
+//!   [`Repair`]);
+//! - `jobs`: one job, jobs by state;
+//! - `repair`: cancel, retry, purge;
+//! - `queues`: per-queue figures;
+//! - `workers`: live workers;
+//! - this file: the [`Inspector`], queue names and finding the queue of an id.
+
+mod jobs;
+mod queues;
+mod repair;
+pub mod types;
+mod workers;
+
+pub use types::{Attempt, JobInfo, QueueInfo, Repair, WorkerInfo};
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::connection::Conn;
+use crate::error::Result;
+use crate::keys;
+use redis::Value;
+use std::collections::HashMap;
+
+/// Inspect and repair through a [`Broker`].
+#[derive(Clone, Debug)]
+pub struct Inspector {
+    broker: Broker,
+    config: Config,
+}
+
+impl Inspector {
+    /// `config` gives the attempts shown for jobs whose envelope does not set them (its
+    /// `[retry]` and `[kinds]`; give the CLI the workers' configuration).
+    pub fn new(broker: Broker, config: Config) -> Self {
+        Inspector { broker, config }
+    }
+
+    fn con(&self) -> Conn {
+        self.broker.connection()
+    }
+
+    /// Known queue names, sorted.
+    pub async fn queue_names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.broker.keys().queues())
+            .query_async(&mut self.con())
+            .await?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// The queue holding job `id`, if any.
+    pub async fn locate(&self, id: &str) -> Result<Option<String>> {
+        if keys::validate_id(id).is_err() {
+            return Ok(None);
+        }
+        let queues = self.queue_names().await?;
+        if queues.is_empty() {
+            return Ok(None);
+        }
+        // One command per queue: the job keys of different queues live in different slots.
+        let mut con = self.con();
+        for q in queues {
+            let found: bool = redis::cmd("EXISTS")
+                .arg(self.broker.keys().job(&q, id))
+                .query_async(&mut con)
+                .await?;
+            if found {
+                return Ok(Some(q));
+            }
+        }
+        Ok(None)
+    }
+}
+
+async fn zrange(con: &mut Conn, key: &str, stop: isize, newest_first: bool) -> Result<Vec<String>> {
+    let mut cmd = redis::cmd("ZRANGE");
+    cmd.arg(key).arg(0).arg(stop);
+    if newest_first {
+        cmd.arg("REV");
+    }
+    Ok(cmd.query_async(con).await?)
+}
+
+fn hash(v: &Value) -> HashMap<String, Vec<u8>> {
+    let mut out = HashMap::new();
+    match v {
+        Value::Array(items) => {
+            for pair in items.chunks(2) {
+                if let [Value::BulkString(k), Value::BulkString(b)] = pair {
+                    out.insert(String::from_utf8_lossy(k).into_owned(), b.clone());
+                }
+            }
+        }
+        Value::Map(items) => {
+            for (k, val) in items {
+                if let (Value::BulkString(k), Value::BulkString(b)) = (k, val) {
+                    out.insert(String::from_utf8_lossy(k).into_owned(), b.clone());
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn float(v: &Value) -> Option<f64> {
+    match v {
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::Double(d) => Some(*d),
+        Value::Int(i) => Some(*i as f64),
+        _ => None,
+    }
+}
