@@ -44,6 +44,11 @@ pub enum Error {
     #[error("invalid config value for `{field}`: {message}")]
     ConfigValue { field: String, message: String },
 
+    /// A run-at time (or a delay) that Celeriac cannot store or show: past
+    /// [`MAX_TIMESTAMP_MS`](crate::time::MAX_TIMESTAMP_MS), 9999-12-31T23:59:59.999Z.
+    #[error("{what} is past 9999-12-31T23:59:59.999Z, the latest run-at time Celeriac accepts; schedule the job nearer and let its handler snooze")]
+    RunAtOutOfRange { what: String },
+
     /// Redis answered with something the protocol does not expect.
     #[error(
         "unexpected reply from Redis: {0} (is another program writing into Celeriac's key prefix?)"

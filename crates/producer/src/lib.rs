@@ -31,6 +31,7 @@ pub use celeriac_core::{Error, JobKind, Result};
 
 use celeriac_core::broker::NewJob as Prepared;
 use celeriac_core::config::{Config, DEFAULT_QUEUE};
+use celeriac_core::time::MAX_TIMESTAMP_MS;
 use celeriac_core::{keys, Broker, Envelope, ENVELOPE_VERSION};
 use serde_json::Value;
 use std::time::Duration;
@@ -78,13 +79,15 @@ impl NewJob {
         self
     }
 
-    /// Run no earlier than `delay` from now (measured on the Redis clock).
+    /// Run no earlier than `delay` from now (measured on the Redis clock). Enqueue refuses a
+    /// delay that ends past [`MAX_TIMESTAMP_MS`] (9999-12-31T23:59:59.999Z).
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self
     }
 
-    /// Run no earlier than this Unix time in milliseconds.
+    /// Run no earlier than this Unix time in milliseconds (at most [`MAX_TIMESTAMP_MS`],
+    /// 9999-12-31T23:59:59.999Z; enqueue refuses a later one).
     pub fn run_at_ms(mut self, ms: u64) -> Self {
         self.run_at_ms = Some(ms);
         self
@@ -190,9 +193,27 @@ impl Producer {
                 });
             }
         }
-        let run_at = job
-            .run_at_ms
-            .or_else(|| job.delay.map(|d| now_ms + d.as_millis() as u64));
+        let run_at = match (job.run_at_ms, job.delay) {
+            (Some(ms), _) => Some(ms),
+            (None, Some(d)) => Some(
+                u64::try_from(d.as_millis())
+                    .ok()
+                    .and_then(|d| now_ms.checked_add(d))
+                    .unwrap_or(u64::MAX),
+            ),
+            (None, None) => None,
+        };
+        if run_at.is_some_and(|ms| ms > MAX_TIMESTAMP_MS) {
+            return Err(Error::RunAtOutOfRange {
+                what: match (job.run_at_ms, job.delay) {
+                    (Some(ms), _) => format!("the run-at time {ms} (Unix ms)"),
+                    (None, d) => format!(
+                        "the run-at time now + {} s",
+                        d.unwrap_or_default().as_secs()
+                    ),
+                },
+            });
+        }
         let envelope = Envelope {
             v: ENVELOPE_VERSION,
             id,
@@ -200,7 +221,9 @@ impl Producer {
             queue: job.queue,
             payload: job.payload,
             max_attempts: job.max_attempts,
-            timeout_ms: job.timeout.map(|t| t.as_millis() as u64),
+            timeout_ms: job
+                .timeout
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             created_at: now_ms,
             run_at,
             idempotency_key: job.idempotency_key,

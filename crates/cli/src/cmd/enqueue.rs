@@ -2,6 +2,7 @@
 
 use crate::output::{parse_duration, print_json, CliError, CliResult};
 use celeriac_core::config::Config;
+use celeriac_core::time::{parse_rfc3339_ms, TimeError};
 use celeriac_producer::{NewJob, Producer};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -31,11 +32,12 @@ pub struct Args {
     #[arg(long, default_value = celeriac_core::config::DEFAULT_QUEUE, value_name = "Q")]
     queue: String,
 
-    /// Run no earlier than this long from now (e.g. 30s, 5m).
+    /// Run no earlier than this long from now (e.g. 30s, 5m); must end by year 9999.
     #[arg(long, value_parser = parse_duration, conflicts_with = "at", value_name = "DURATION")]
     delay: Option<Duration>,
 
-    /// Run no earlier than this time (RFC 3339, e.g. 2026-12-01T08:00:00Z).
+    /// Run no earlier than this RFC 3339 time, with Z or an offset (2026-12-01T08:00:00Z,
+    /// 2026-12-01T08:00:00+01:00); a past time runs now; at most 9999-12-31T23:59:59.999Z.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
 
@@ -67,12 +69,9 @@ pub struct Args {
 pub async fn run(config: Config, args: Args) -> CliResult {
     let payload: serde_json::Value = serde_json::from_str(&args.payload)
         .map_err(|e| CliError::usage(anyhow::anyhow!("--payload is not valid JSON: {e}")))?;
+    // A time before 1970 is in the past: the job runs now, like any past time.
     let run_at_ms = match &args.at {
-        Some(at) => Some(celeriac_core::time::parse_rfc3339_ms(at).ok_or_else(|| {
-            CliError::usage(anyhow::anyhow!(
-                "--at {at:?} is not an RFC 3339 time; expected e.g. 2026-12-01T08:00:00Z"
-            ))
-        })?),
+        Some(at) => Some(parse_at(at)?.max(0) as u64),
         None => None,
     };
     let mut template = NewJob::new(&args.kind, payload).queue(&args.queue);
@@ -103,7 +102,20 @@ pub async fn run(config: Config, args: Args) -> CliResult {
     let mut done = 0;
     while done < total {
         let n = (total - done).min(BULK_CHUNK);
-        let batch = producer.enqueue_many(vec![template.clone(); n]).await?;
+        let batch = match producer.enqueue_many(vec![template.clone(); n]).await {
+            Ok(batch) => batch,
+            Err(e @ celeriac_core::Error::RunAtOutOfRange { .. }) => {
+                let flag = match (&args.at, args.delay) {
+                    (Some(at), _) => format!("--at {at}"),
+                    (None, d) => format!(
+                        "--delay {}",
+                        humantime::format_duration(d.unwrap_or_default())
+                    ),
+                };
+                return Err(CliError::usage(anyhow::anyhow!("{flag}: {e}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
         done += n;
         if args.json {
             results.extend(batch);
@@ -131,4 +143,18 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         print_json(&out)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--at` as Unix ms, or a usage error that shows how to write it.
+fn parse_at(at: &str) -> Result<i64, CliError> {
+    parse_rfc3339_ms(at).map_err(|e| {
+        CliError::usage(match e {
+            TimeError::NoZone => anyhow::anyhow!(
+                "--at {at:?} has no time zone, so which instant it means is unknown; add one: {at}Z for UTC, or an offset from UTC such as {at}+01:00 or {at}-05:00"
+            ),
+            TimeError::Invalid(why) => anyhow::anyhow!(
+                "--at {at:?} is not an RFC 3339 time ({why}); write e.g. 2026-12-01T08:00:00Z (UTC) or 2026-12-01T08:00:00+01:00"
+            ),
+        })
+    })
 }

@@ -107,11 +107,12 @@ fn hash(v: &Value) -> HashMap<String, Vec<u8>> {
     out
 }
 
-fn float(v: &Value) -> Option<f64> {
+/// A sorted-set score as Redis sent it (text in RESP2, a double in RESP3).
+fn score_text(v: &Value) -> Option<String> {
     match v {
-        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        Value::Double(d) => Some(*d),
-        Value::Int(i) => Some(*i as f64),
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::Double(d) => Some(d.to_string()),
+        Value::Int(i) => Some(i.to_string()),
         _ => None,
     }
 }

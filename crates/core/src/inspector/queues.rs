@@ -4,6 +4,7 @@ use super::{hash, Inspector, QueueInfo};
 use crate::broker::{int, string};
 use crate::error::Result;
 use crate::state::JobState;
+use crate::time::MAX_TIMESTAMP_MS;
 use redis::Value;
 use std::collections::BTreeMap;
 
@@ -60,10 +61,12 @@ impl Inspector {
                         .unwrap_or(None);
                     msg.and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
                         .and_then(|m| {
-                            let since = m["run_at"]
-                                .as_u64()
-                                .unwrap_or(0)
-                                .max(m["created_at"].as_u64().unwrap_or(0));
+                            // Times that are not times (past year 9999, e.g. written in
+                            // µs by mistake) are left out rather than giving an age of 0.
+                            let time = |v: &serde_json::Value| {
+                                v.as_u64().filter(|&ms| ms <= MAX_TIMESTAMP_MS).unwrap_or(0)
+                            };
+                            let since = time(&m["run_at"]).max(time(&m["created_at"]));
                             (since > 0).then(|| now_ms.saturating_sub(since))
                         })
                 }

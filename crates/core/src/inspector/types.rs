@@ -3,7 +3,8 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// One job as the CLI shows it. `docs/cli.md` documents these fields.
+/// One job as the CLI shows it. Times are RFC 3339 (UTC, ms); a stored time that is not one
+/// (past year 9999, negative, not a number) is its raw value flagged `(out of range)`.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct JobInfo {
     /// Job id.

@@ -2,7 +2,7 @@
 
 use super::{hash, Inspector, WorkerInfo};
 use crate::error::Result;
-use crate::time::rfc3339_ms;
+use crate::time::rfc3339_ms_text;
 use redis::Value;
 
 impl Inspector {
@@ -10,7 +10,7 @@ impl Inspector {
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
         let k = self.broker.keys();
         let mut con = self.con();
-        let ids: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        let ids: Vec<(String, String)> = redis::cmd("ZRANGE")
             .arg(k.workers())
             .arg(0)
             .arg(-1)
@@ -52,8 +52,10 @@ impl Inspector {
                     .collect(),
                 concurrency: text("concurrency").parse().unwrap_or(0),
                 in_flight: text("in_flight").parse().unwrap_or(0),
-                started_at: text("started_ms").parse().ok().map(rfc3339_ms),
-                last_heartbeat: Some(rfc3339_ms(beat as u64)),
+                started_at: f
+                    .contains_key("started_ms")
+                    .then(|| rfc3339_ms_text(&text("started_ms"))),
+                last_heartbeat: Some(rfc3339_ms_text(&beat)),
                 id,
             });
         }
