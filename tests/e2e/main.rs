@@ -10,6 +10,7 @@ mod acl;
 mod bad_input;
 mod chaos;
 mod cli;
+mod cli_ids;
 mod cli_time;
 mod crash;
 mod cron;

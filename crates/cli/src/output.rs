@@ -42,6 +42,7 @@ impl From<celeriac_core::Error> for CliError {
             | celeriac_core::Error::InvalidId { .. }
             | celeriac_core::Error::Json(_)
             | celeriac_core::Error::RunAtOutOfRange { .. }
+            | celeriac_core::Error::AmbiguousId { .. }
             | celeriac_core::Error::ConfigValue { .. } => CliError::usage(error),
             _ => CliError::failed(error),
         }

@@ -49,6 +49,10 @@ pub enum Error {
     #[error("{what} is past 9999-12-31T23:59:59.999Z, the latest run-at time Celeriac accepts; schedule the job nearer and let its handler snooze")]
     RunAtOutOfRange { what: String },
 
+    /// A job id that names jobs in several queues, where the caller gave no queue.
+    #[error("job id {id:?} names a job in each of the queues {queues}; say which with --queue Q", queues = .queues.join(", "))]
+    AmbiguousId { id: String, queues: Vec<String> },
+
     /// Redis answered with something the protocol does not expect.
     #[error(
         "unexpected reply from Redis: {0} (is another program writing into Celeriac's key prefix?)"

@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long, value_name = "KEY", conflicts_with = "count")]
     idempotency_key: Option<String>,
 
-    /// Job id to use instead of a generated one.
+    /// Job id to use instead of a generated one (unique within its queue).
     #[arg(long, value_name = "ID", conflicts_with = "count")]
     id: Option<String>,
 
@@ -94,7 +94,8 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         template = template.id(id);
     }
 
-    let producer = Producer::with_broker(crate::output::broker(&config).await?, &config);
+    let broker = crate::output::broker(&config).await?;
+    let producer = Producer::with_broker(broker.clone(), &config);
     let total = args.count as usize;
     let progress = total > BULK_CHUNK && std::io::stderr().is_terminal();
     let mut results = Vec::with_capacity(total.min(1_000_000));
@@ -142,6 +143,9 @@ pub async fn run(config: Config, args: Args) -> CliResult {
             .collect();
         print_json(&out)?;
     }
+    if let Some(id) = &args.id {
+        other_queues_note(&broker, &config, id, &args.queue).await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -157,4 +161,25 @@ fn parse_at(at: &str) -> Result<i64, CliError> {
             ),
         })
     })
+}
+
+/// Tell the operator when the id they chose also names a job in another queue: commands that
+/// take an id then need --queue.
+async fn other_queues_note(broker: &celeriac_core::Broker, config: &Config, id: &str, queue: &str) {
+    let inspector = celeriac_core::inspector::Inspector::new(broker.clone(), config.clone());
+    let Ok(queues) = inspector.locate_all(id).await else {
+        return;
+    };
+    let others: Vec<&str> = queues
+        .iter()
+        .map(String::as_str)
+        .filter(|q| *q != queue)
+        .collect();
+    if !others.is_empty() {
+        eprintln!(
+            "note: id {} also names a job in queue {}; give --queue {queue} to `celeriac status` and `celeriac jobs retry|cancel`",
+            id,
+            others.join(", ")
+        );
+    }
 }

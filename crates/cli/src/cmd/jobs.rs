@@ -44,7 +44,8 @@ pub struct RetryArgs {
     /// Retry every dead job of --queue.
     #[arg(long, requires = "queue")]
     all_dead: bool,
-    /// Queue (with --all-dead).
+    /// The jobs' queue (ids are unique per queue only) [default: for each id, the one queue
+    /// holding it]; the queue of --all-dead.
     #[arg(long, value_name = "Q")]
     queue: Option<String>,
     /// Print JSON.
@@ -57,6 +58,10 @@ pub struct CancelArgs {
     /// Job ids.
     #[arg(required = true)]
     ids: Vec<String>,
+    /// The jobs' queue (ids are unique per queue only) [default: for each id, the one queue
+    /// holding it].
+    #[arg(long, value_name = "Q")]
+    queue: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -111,11 +116,11 @@ pub async fn run(config: Config, command: Command) -> CliResult {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let out = inspector.retry(&a.ids).await?;
+            let out = inspector.retry(&a.ids, a.queue.as_deref()).await?;
             report(&out, a.json, "requeued", "not retryable in state")
         }
         Command::Cancel(a) => {
-            let out = inspector.cancel(&a.ids).await?;
+            let out = inspector.cancel(&a.ids, a.queue.as_deref()).await?;
             report(&out, a.json, "cancelled", "already finished:")
         }
         Command::Purge(a) => {

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 const WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// Show one job: kind, queue, state, attempts, times, last error, result and the history of its
-/// attempts. Exits 1 when there is no such job.
+/// attempts. Exits 1 when there is no such job, 2 when the id names jobs in several queues and
+/// --queue does not say which.
 ///
 /// With --wait, returns once the job is succeeded (exit 0), dead or cancelled (exit 1), or
 /// exits 1 when --timeout passes first; on a terminal the job's progress is shown meanwhile.
@@ -20,6 +21,10 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 pub struct Args {
     /// Job id.
     id: String,
+
+    /// The job's queue (ids are unique per queue only) [default: the one queue holding the id].
+    #[arg(long, value_name = "Q")]
+    queue: Option<String>,
 
     /// Print JSON (fields documented in docs/cli.md).
     #[arg(long)]
@@ -42,7 +47,7 @@ pub async fn run(config: Config, args: Args) -> CliResult {
     let live = args.wait && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut shown_progress: Option<serde_json::Value> = None;
     let job = loop {
-        let job = inspector.job(&args.id).await?;
+        let job = inspector.job(&args.id, args.queue.as_deref()).await?;
         if live {
             let progress = job.as_ref().and_then(|j| j.progress.clone());
             if progress.is_some() && progress != shown_progress {
@@ -79,8 +84,12 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         tokio::time::sleep(WAIT_POLL).await;
     };
     let Some(job) = job else {
+        let place = match &args.queue {
+            Some(q) => format!("in queue {q}"),
+            None => "in any queue".into(),
+        };
         return Err(CliError::failed(anyhow::anyhow!(
-            "no job with id {:?} in any queue (finished jobs are deleted after their retention period)",
+            "no job with id {:?} {place} (finished jobs are deleted after their retention period)",
             args.id
         )));
     };

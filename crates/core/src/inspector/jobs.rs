@@ -9,9 +9,10 @@ use redis::Value;
 use std::collections::HashMap;
 
 impl Inspector {
-    /// One job by id.
-    pub async fn job(&self, id: &str) -> Result<Option<JobInfo>> {
-        let Some(queue) = self.locate(id).await? else {
+    /// One job by id: in `queue` when given, else in the one known queue that holds it
+    /// ([`crate::Error::AmbiguousId`] when several do).
+    pub async fn job(&self, id: &str, queue: Option<&str>) -> Result<Option<JobInfo>> {
+        let Some(queue) = self.locate(id, queue).await? else {
             return Ok(None);
         };
         let mut jobs = self.load(&queue, &[id.to_string()]).await?;

@@ -19,7 +19,7 @@ pub use types::{Attempt, JobInfo, QueueInfo, Repair, WorkerInfo};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection::Conn;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys;
 use redis::Value;
 use std::collections::HashMap;
@@ -52,27 +52,50 @@ impl Inspector {
         Ok(names)
     }
 
-    /// The queue holding job `id`, if any.
-    pub async fn locate(&self, id: &str) -> Result<Option<String>> {
+    /// Every known queue that holds a job with this id, sorted. Ids are unique per queue only,
+    /// so there can be several.
+    pub async fn locate_all(&self, id: &str) -> Result<Vec<String>> {
         if keys::validate_id(id).is_err() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        let queues = self.queue_names().await?;
-        if queues.is_empty() {
-            return Ok(None);
-        }
+        let mut found = Vec::new();
         // One command per queue: the job keys of different queues live in different slots.
         let mut con = self.con();
-        for q in queues {
-            let found: bool = redis::cmd("EXISTS")
+        for q in self.queue_names().await? {
+            let exists: bool = redis::cmd("EXISTS")
                 .arg(self.broker.keys().job(&q, id))
                 .query_async(&mut con)
                 .await?;
-            if found {
-                return Ok(Some(q));
+            if exists {
+                found.push(q);
             }
         }
-        Ok(None)
+        Ok(found)
+    }
+
+    /// The queue holding job `id`: `queue` when given and it holds the job; else the one known
+    /// queue that does. [`Error::AmbiguousId`] when several queues hold the id and no `queue`
+    /// says which.
+    pub async fn locate(&self, id: &str, queue: Option<&str>) -> Result<Option<String>> {
+        if let Some(q) = queue {
+            keys::validate_queue(q)?;
+            if keys::validate_id(id).is_err() {
+                return Ok(None);
+            }
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(self.broker.keys().job(q, id))
+                .query_async(&mut self.con())
+                .await?;
+            return Ok(exists.then(|| q.to_string()));
+        }
+        let mut queues = self.locate_all(id).await?;
+        if queues.len() > 1 {
+            return Err(Error::AmbiguousId {
+                id: id.to_string(),
+                queues,
+            });
+        }
+        Ok(queues.pop())
     }
 }
 

@@ -10,21 +10,28 @@ use std::collections::BTreeMap;
 const REPAIR_BATCH: usize = 500;
 
 impl Inspector {
-    /// Group ids by the queue that holds them; unknown ids map to `None`.
-    async fn group(&self, ids: &[String]) -> Result<Vec<(Option<String>, Vec<String>)>> {
+    /// Group ids by the queue that holds them (only `queue` when given); unknown ids map to
+    /// `None`. Every id is located before anything changes, so an id that several queues hold
+    /// ([`Error::AmbiguousId`]) fails the whole call.
+    async fn group(
+        &self,
+        ids: &[String],
+        queue: Option<&str>,
+    ) -> Result<Vec<(Option<String>, Vec<String>)>> {
         let mut groups: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
         for id in ids {
-            let q = self.locate(id).await?;
+            let q = self.locate(id, queue).await?;
             groups.entry(q).or_default().push(id.clone());
         }
         Ok(groups.into_iter().collect())
     }
 
-    /// Cancel jobs that have not finished. Idempotent: a cancelled job stays cancelled.
-    pub async fn cancel(&self, ids: &[String]) -> Result<Vec<Repair>> {
+    /// Cancel jobs that have not finished, in `queue` when given (else each id in the one
+    /// known queue that holds it). Idempotent: a cancelled job stays cancelled.
+    pub async fn cancel(&self, ids: &[String], queue: Option<&str>) -> Result<Vec<Repair>> {
         let k = self.broker.keys();
         let mut out = Vec::new();
-        for (queue, ids) in self.group(ids).await? {
+        for (queue, ids) in self.group(ids, queue).await? {
             let Some(queue) = queue else {
                 out.extend(ids.into_iter().map(Repair::no_such_job));
                 continue;
@@ -53,10 +60,11 @@ impl Inspector {
     }
 
     /// Run jobs again now: dead, cancelled, retrying or scheduled ones go to pending for one more
-    /// attempt (a job past max_attempts that fails again returns to dead).
-    pub async fn retry(&self, ids: &[String]) -> Result<Vec<Repair>> {
+    /// attempt (a job past max_attempts that fails again returns to dead). Ids are looked up as
+    /// in [`Inspector::cancel`].
+    pub async fn retry(&self, ids: &[String], queue: Option<&str>) -> Result<Vec<Repair>> {
         let mut out = Vec::new();
-        for (queue, ids) in self.group(ids).await? {
+        for (queue, ids) in self.group(ids, queue).await? {
             let Some(queue) = queue else {
                 out.extend(ids.into_iter().map(Repair::no_such_job));
                 continue;
