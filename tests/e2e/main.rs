@@ -8,6 +8,7 @@ mod support;
 
 mod acl;
 mod bad_input;
+mod bulk_enqueue;
 mod chaos;
 mod cli;
 mod cli_ids;

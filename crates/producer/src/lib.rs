@@ -151,9 +151,11 @@ impl Producer {
 
     /// Enqueue many jobs: one script call per queue and 1,000 jobs. Every job is validated
     /// before anything is sent, so a bad job fails the call without a partial enqueue. A Redis
-    /// error part way through a batch of more than 1,000 jobs (Redis full, connection lost) can
-    /// leave the chunks sent before it enqueued: give jobs their own ids ([`NewJob::id`]) to
-    /// make retrying the whole batch idempotent.
+    /// error part way through a batch of more than 1,000 jobs (Redis full, connection lost)
+    /// returns [`Error::PartialEnqueue`]: which jobs were committed (with their results), which
+    /// ones Redis did not answer for, and the error; the others were not written. Retry only
+    /// the jobs not committed, or give jobs their own ids ([`NewJob::id`]) to make retrying
+    /// the whole batch idempotent.
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         let now = celeriac_core::time::now_ms();
         let prepared = jobs

@@ -1,18 +1,20 @@
 //! `celeriac enqueue`.
 
-use crate::output::{parse_duration, print_json, CliError, CliResult};
+use crate::output::{parse_duration, CliError, CliResult};
+use celeriac_core::broker::{Enqueued, PartialEnqueue};
 use celeriac_core::config::Config;
 use celeriac_core::time::{parse_rfc3339_ms, TimeError};
 use celeriac_producer::{NewJob, Producer};
-use std::io::{IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Stdout, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Jobs sent per call when --count is large (progress is shown between calls).
+/// Jobs sent per call when --count is large (ids are printed and progress shown between calls,
+/// so memory stays bounded whatever the count).
 const BULK_CHUNK: usize = 10_000;
 
 /// Enqueue a job of KIND and print its id. With --count N, enqueue N copies in bulk and print
-/// every id, one per line.
+/// every id, one per line, as they are committed.
 ///
 /// Examples:
 ///   celeriac enqueue noop
@@ -69,17 +71,13 @@ pub struct Args {
 pub async fn run(config: Config, args: Args) -> CliResult {
     let payload: serde_json::Value = serde_json::from_str(&args.payload)
         .map_err(|e| CliError::usage(anyhow::anyhow!("--payload is not valid JSON: {e}")))?;
-    // A time before 1970 is in the past: the job runs now, like any past time.
-    let run_at_ms = match &args.at {
-        Some(at) => Some(parse_at(at)?.max(0) as u64),
-        None => None,
-    };
     let mut template = NewJob::new(&args.kind, payload).queue(&args.queue);
     if let Some(d) = args.delay {
         template = template.delay(d);
     }
-    if let Some(ms) = run_at_ms {
-        template = template.run_at_ms(ms);
+    if let Some(at) = &args.at {
+        // A time before 1970 is in the past: the job runs now, like any past time.
+        template = template.run_at_ms(parse_at(at)?.max(0) as u64);
     }
     if let Some(n) = args.max_attempts {
         template = template.max_attempts(n);
@@ -98,13 +96,22 @@ pub async fn run(config: Config, args: Args) -> CliResult {
     let producer = Producer::with_broker(broker.clone(), &config);
     let total = args.count as usize;
     let progress = total > BULK_CHUNK && std::io::stderr().is_terminal();
-    let mut results = Vec::with_capacity(total.min(1_000_000));
-    let mut stdout = std::io::stdout().lock();
-    let mut done = 0;
-    while done < total {
-        let n = (total - done).min(BULK_CHUNK);
+    let mut out = Ids::new(args.json);
+    let mut failure = None;
+    while out.committed < total {
+        let n = (total - out.committed).min(BULK_CHUNK);
         let batch = match producer.enqueue_many(vec![template.clone(); n]).await {
             Ok(batch) => batch,
+            Err(celeriac_core::Error::PartialEnqueue(partial)) => {
+                let PartialEnqueue {
+                    results,
+                    unknown,
+                    error,
+                } = *partial;
+                out.print(results.into_iter().flatten().collect());
+                failure = Some((error, unknown.len()));
+                break;
+            }
             Err(e @ celeriac_core::Error::RunAtOutOfRange { .. }) => {
                 let flag = match (&args.at, args.delay) {
                     (Some(at), _) => format!("--at {at}"),
@@ -115,38 +122,33 @@ pub async fn run(config: Config, args: Args) -> CliResult {
                 };
                 return Err(CliError::usage(anyhow::anyhow!("{flag}: {e}")));
             }
-            Err(e) => return Err(e.into()),
-        };
-        done += n;
-        if args.json {
-            results.extend(batch);
-        } else {
-            for e in &batch {
-                let _ = writeln!(stdout, "{}", e.id);
-                if !e.created {
-                    eprintln!("note: job {} already existed (same id or idempotency key); nothing new was enqueued", e.id);
-                }
+            Err(e) if out.committed == 0 => return Err(e.into()),
+            Err(e) => {
+                failure = Some((e, 0));
+                break;
             }
-        }
+        };
+        out.print(batch);
         if progress {
-            eprint!("\renqueued {done}/{total}");
+            eprint!("\renqueued {}/{total}", out.committed);
         }
     }
     if progress {
         eprintln!();
     }
-    if args.json {
-        drop(stdout);
-        let out: Vec<_> = results
-            .iter()
-            .map(|e| serde_json::json!({"id": e.id, "created": e.created}))
-            .collect();
-        print_json(&out)?;
-    }
-    if let Some(id) = &args.id {
-        other_queues_note(&broker, &config, id, &args.queue).await;
-    }
-    Ok(ExitCode::SUCCESS)
+    out.finish();
+    let Some((error, unknown)) = failure else {
+        if let Some(id) = &args.id {
+            other_queues_note(&broker, &config, id, &args.queue).await;
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    Err(CliError::failed(stopped(
+        out.committed,
+        unknown,
+        total,
+        error,
+    )))
 }
 
 /// `--at` as Unix ms, or a usage error that shows how to write it.
@@ -161,6 +163,32 @@ fn parse_at(at: &str) -> Result<i64, CliError> {
             ),
         })
     })
+}
+
+/// The message of a bulk enqueue that stopped part way: what is in Redis, and how to go on.
+fn stopped(
+    committed: usize,
+    unknown: usize,
+    total: usize,
+    error: celeriac_core::Error,
+) -> anyhow::Error {
+    let rest = total - committed;
+    let mut text = format!(
+        "enqueue stopped after {committed} of {total} jobs: the {committed} ids printed are the jobs enqueued"
+    );
+    if unknown > 0 {
+        text.push_str(&format!(
+            "; {unknown} more were sent but Redis did not answer, so they may or may not be enqueued (their ids were not printed)"
+        ));
+    }
+    text.push_str(&format!("; the other {} were not enqueued", rest - unknown));
+    text.push_str(&format!(". Cause: {error}. To enqueue the rest once Redis is healthy, run the same command with --count {}", rest - unknown));
+    if unknown > 0 {
+        text.push_str(&format!(
+            ", or --count {rest} if `celeriac queues` shows that the {unknown} unanswered jobs are not there"
+        ));
+    }
+    anyhow::anyhow!(text)
 }
 
 /// Tell the operator when the id they chose also names a job in another queue: commands that
@@ -181,5 +209,80 @@ async fn other_queues_note(broker: &celeriac_core::Broker, config: &Config, id: 
             id,
             others.join(", ")
         );
+    }
+}
+
+/// Ids printed as they are committed: one per line, or one JSON array (pretty-printed, the same
+/// text as `serde_json::to_string_pretty`) streamed element by element, so memory stays bounded
+/// whatever --count is.
+struct Ids {
+    json: bool,
+    out: BufWriter<Stdout>,
+    /// Ids printed.
+    committed: usize,
+    /// Jobs committed in Redis (printed or being printed).
+    in_redis: usize,
+}
+
+impl Ids {
+    fn new(json: bool) -> Ids {
+        Ids {
+            json,
+            out: BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            committed: 0,
+            in_redis: 0,
+        }
+    }
+
+    fn print(&mut self, batch: Vec<Enqueued>) {
+        self.in_redis += batch.len();
+        for e in batch {
+            let written = if self.json {
+                let sep = if self.committed == 0 { "[\n" } else { ",\n" };
+                let id = serde_json::Value::String(e.id.clone());
+                write!(
+                    self.out,
+                    "{sep}  {{\n    \"id\": {id},\n    \"created\": {}\n  }}",
+                    e.created
+                )
+            } else {
+                writeln!(self.out, "{}", e.id)
+            };
+            if let Err(err) = written {
+                self.failed(&err);
+            }
+            if !e.created {
+                eprintln!(
+                    "note: job {} already existed (same id or idempotency key); nothing new was enqueued",
+                    e.id
+                );
+            }
+            self.committed += 1;
+        }
+        if let Err(err) = self.out.flush() {
+            self.failed(&err);
+        }
+    }
+
+    /// Close the JSON array (when one was opened).
+    fn finish(&mut self) {
+        let end = if self.json && self.committed > 0 {
+            writeln!(self.out, "\n]")
+        } else {
+            Ok(())
+        };
+        if let Err(err) = end.and_then(|()| self.out.flush()) {
+            self.failed(&err);
+        }
+    }
+
+    /// Standard output failed (a closed pipe, a full disk) while jobs were being enqueued: say
+    /// how many are in Redis, since the reader did not see all their ids, and exit 1.
+    fn failed(&self, err: &std::io::Error) -> ! {
+        eprintln!(
+            "error: cannot write to standard output ({err}) after {} jobs were enqueued; not all their ids were printed, and no more jobs were sent",
+            self.in_redis
+        );
+        std::process::exit(1)
     }
 }

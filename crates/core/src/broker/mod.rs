@@ -10,7 +10,7 @@ mod enqueue;
 mod lease;
 mod maintenance;
 
-pub use enqueue::{Enqueued, NewJob, ENQUEUE_CHUNK, ENQUEUE_CHUNK_BYTES};
+pub use enqueue::{Enqueued, NewJob, PartialEnqueue, ENQUEUE_CHUNK, ENQUEUE_CHUNK_BYTES};
 pub use lease::{Ack, AckOp, Fetched, Recovered, Refusal, Renewal, FETCH_BYTES};
 pub use maintenance::CronEnqueue;
 
