@@ -12,6 +12,7 @@ mod bulk_enqueue;
 mod chaos;
 mod cli;
 mod cli_ids;
+mod cli_output;
 mod cli_time;
 mod crash;
 mod cron;

@@ -1,6 +1,6 @@
 //! `celeriac enqueue`.
 
-use crate::output::{parse_duration, CliError, CliResult};
+use crate::output::{escape, parse_duration, CliError, CliResult};
 use celeriac_core::broker::{Enqueued, PartialEnqueue};
 use celeriac_core::config::Config;
 use celeriac_core::time::{parse_rfc3339_ms, TimeError};
@@ -206,7 +206,7 @@ async fn other_queues_note(broker: &celeriac_core::Broker, config: &Config, id: 
     if !others.is_empty() {
         eprintln!(
             "note: id {} also names a job in queue {}; give --queue {queue} to `celeriac status` and `celeriac jobs retry|cancel`",
-            id,
+            escape(id),
             others.join(", ")
         );
     }
@@ -254,7 +254,7 @@ impl Ids {
             if !e.created {
                 eprintln!(
                     "note: job {} already existed (same id or idempotency key); nothing new was enqueued",
-                    e.id
+                    escape(&e.id)
                 );
             }
             self.committed += 1;

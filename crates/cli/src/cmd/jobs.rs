@@ -1,6 +1,8 @@
 //! `celeriac jobs list | retry | cancel | purge`.
 
-use crate::output::{inspector, or_dash, print_json, table, CliError, CliResult};
+use crate::output::{
+    escape, free, inspector, or_dash, outln, print_json, table, Cell, CliError, CliResult,
+};
 use celeriac_core::config::Config;
 use celeriac_core::inspector::Repair;
 use celeriac_core::JobState;
@@ -88,20 +90,20 @@ pub async fn run(config: Config, command: Command) -> CliResult {
             if a.json {
                 print_json(&jobs)?;
             } else if jobs.is_empty() {
-                println!("no {} jobs in queue {}", a.state, a.queue);
+                outln!("no {} jobs in queue {}", a.state, a.queue);
             } else {
                 let mut t = table(&["id", "kind", "state", "attempts", "created", "last error"]);
                 for j in &jobs {
                     t.add_row(vec![
-                        j.id.clone(),
-                        j.kind.clone(),
-                        j.state.clone(),
-                        format!("{}/{}", j.attempts, j.max_attempts),
-                        or_dash(j.created_at.as_deref()),
-                        or_dash(j.last_error.as_deref()),
+                        Cell::from(j.id.as_str()),
+                        j.kind.as_str().into(),
+                        j.state.as_str().into(),
+                        format!("{}/{}", j.attempts, j.max_attempts).into(),
+                        or_dash(j.created_at.as_deref()).into(),
+                        free(or_dash(j.last_error.as_deref())),
                     ]);
                 }
-                println!("{t}");
+                outln!("{t}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -112,7 +114,7 @@ pub async fn run(config: Config, command: Command) -> CliResult {
                 if a.json {
                     print_json(&serde_json::json!({"queue": queue, "requeued": n}))?;
                 } else {
-                    println!("requeued {n} dead jobs of queue {queue}");
+                    outln!("requeued {n} dead jobs of queue {queue}");
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -135,7 +137,7 @@ pub async fn run(config: Config, command: Command) -> CliResult {
                     &serde_json::json!({"queue": a.queue, "state": a.state.as_str(), "purged": n}),
                 )?;
             } else {
-                println!("purged {n} {} jobs of queue {}", a.state, a.queue);
+                outln!("purged {n} {} jobs of queue {}", a.state, a.queue);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -148,10 +150,11 @@ fn report(out: &[Repair], json: bool, done: &str, unchanged: &str) -> CliResult 
         print_json(&out)?;
     } else {
         for r in out {
+            let id = escape(&r.id);
             match (&r.previous, r.changed) {
-                (None, _) => println!("{}: no such job", r.id),
-                (Some(p), true) => println!("{}: {done} (was {p})", r.id),
-                (Some(p), false) => println!("{}: unchanged ({unchanged} {p})", r.id),
+                (None, _) => outln!("{id}: no such job"),
+                (Some(p), true) => outln!("{id}: {done} (was {})", escape(p)),
+                (Some(p), false) => outln!("{id}: unchanged ({unchanged} {})", escape(p)),
             }
         }
     }

@@ -1,6 +1,6 @@
 //! `celeriac workers`.
 
-use crate::output::{inspector, or_dash, print_json, table, CliResult};
+use crate::output::{inspector, or_dash, outln, print_json, table, CliResult};
 use celeriac_core::config::Config;
 use std::process::ExitCode;
 
@@ -19,7 +19,7 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         return Ok(ExitCode::SUCCESS);
     }
     if workers.is_empty() {
-        println!("no live workers (start one with `celeriac worker`)");
+        outln!("no live workers (start one with `celeriac worker`)");
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = table(&[
@@ -44,6 +44,6 @@ pub async fn run(config: Config, args: Args) -> CliResult {
             or_dash(w.last_heartbeat.as_deref()),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(ExitCode::SUCCESS)
 }
