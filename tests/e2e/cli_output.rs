@@ -1,5 +1,5 @@
 //! What the CLI prints for people: tables fitted to the terminal, escaped control characters,
-//! quiet exits on closed pipes.
+//! quiet exits on closed pipes, and help with examples and exit codes.
 
 use crate::support::Env;
 use redis::Commands;
@@ -223,5 +223,52 @@ fn closed_stdout_ends_quietly() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
         assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}
+
+// issue 10.9: examples in every command's help, exit codes and every command at the top, and
+// the global options under their own heading.
+#[test]
+fn help_shows_examples_exit_codes_and_global_options_apart() {
+    let env = Env::new("");
+    let top = env.ok(&["--help"]);
+    assert!(top.contains("Exit codes:"), "{top}");
+    let (head, _) = top.split_once("Commands:").unwrap();
+    for c in [
+        "worker", "enqueue", "status", "jobs", "queues", "workers", "cron", "links", "migrate",
+    ] {
+        assert!(
+            top.contains(&format!("\n  {c} ")),
+            "{c} missing from the command list: {top}"
+        );
+        assert!(head.contains(c), "{c} missing from the summary: {head}");
+    }
+    for cmd in [
+        &["worker"][..],
+        &["enqueue"],
+        &["status"],
+        &["jobs"],
+        &["jobs", "list"],
+        &["jobs", "retry"],
+        &["jobs", "cancel"],
+        &["jobs", "purge"],
+        &["queues"],
+        &["workers"],
+        &["cron"],
+        &["links"],
+        &["migrate"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let help = env.ok(&args);
+        assert!(help.contains("Examples:\n  celeriac "), "{cmd:?}: {help}");
+        let (own, global) = help
+            .split_once("Global options:")
+            .unwrap_or_else(|| panic!("{cmd:?}: no global options heading: {help}"));
+        assert!(!own.contains("--redis-url"), "{cmd:?}: {help}");
+        assert!(
+            global.contains("--redis-url") && global.contains("--prefix"),
+            "{cmd:?}: {help}"
+        );
     }
 }

@@ -15,13 +15,20 @@ const BULK_CHUNK: usize = 10_000;
 
 /// Enqueue a job of KIND and print its id. With --count N, enqueue N copies in bulk and print
 /// every id, one per line, as they are committed.
-///
-/// Examples:
-///   celeriac enqueue noop
-///   celeriac enqueue sleep --payload '{"ms": 500}' --queue slow --delay 30s
-///   celeriac enqueue fail --payload '{"times": 2}' --max-attempts 5
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    after_help = "Exit codes: 0 enqueued; 1 Redis failed (with --count, the ids printed \
+are exactly the jobs enqueued, and the message says how many and how to enqueue the rest); 2 bad \
+usage (payload, time, queue, kind).
+
+Examples:
+  celeriac enqueue noop
+  celeriac enqueue sleep --payload '{\"ms\": 500}' --queue slow --delay 30s
+  celeriac enqueue noop --at 2026-12-01T08:00:00+01:00
+  celeriac enqueue fail --payload '{\"times\": 2}' --max-attempts 5
+  celeriac enqueue mail.welcome --payload '{\"user_id\": 42}' --idempotency-key welcome-42
+  celeriac enqueue noop --count 100000 --queue bench > ids.txt"
+)]
 pub struct Args {
     /// Job kind, e.g. noop, sleep, fail, links.check.
     kind: String,

@@ -11,14 +11,37 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// List jobs of a queue in one state (next to run first; newest first for finished states).
+    #[command(after_help = "Examples:
+  celeriac jobs list --queue default --state dead
+  celeriac jobs list --queue mail --state retrying --limit 500 --json | jq -r '.[].id'")]
     List(ListArgs),
     /// Run jobs again now: dead, cancelled, retrying or scheduled jobs go to pending for one
     /// more attempt (a job past its max attempts that fails again returns to dead).
+    #[command(
+        after_help = "Exit codes: 0 done, 1 an id names no job, 2 an id names jobs in \
+several queues and --queue does not say which (nothing is changed).
+
+Examples:
+  celeriac jobs retry 0193b0a4-5c2e-7d41-8f0a-2b6f9e1c3d47
+  celeriac jobs retry my-job-1 --queue mail
+  celeriac jobs retry --all-dead --queue default"
+    )]
     Retry(RetryArgs),
     /// Cancel jobs that have not finished. A running job's handler is stopped at its worker's
     /// next heartbeat and its result dropped. Idempotent.
+    #[command(
+        after_help = "Exit codes: 0 done, 1 an id names no job, 2 an id names jobs in \
+several queues and --queue does not say which (nothing is changed).
+
+Examples:
+  celeriac jobs cancel 0193b0a4-5c2e-7d41-8f0a-2b6f9e1c3d47
+  celeriac jobs cancel my-job-1 my-job-2 --queue mail --json"
+    )]
     Cancel(CancelArgs),
     /// Delete every job of a queue in one state (not active: cancel those first).
+    #[command(after_help = "Examples:
+  celeriac jobs purge --queue default --state succeeded
+  celeriac jobs purge --queue mail --state dead --json")]
     Purge(PurgeArgs),
 }
 

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 /// Per queue: jobs in each state, age of the oldest pending job, and jobs succeeded and
 /// attempts failed in the last minute.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  celeriac queues
+  celeriac queues --json | jq '.[] | {queue, pending: .states.pending}'")]
 pub struct Args {
     /// Print JSON (fields documented in docs/cli.md).
     #[arg(long)]

@@ -20,7 +20,13 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 /// With --wait, returns once the job is succeeded (exit 0), dead or cancelled (exit 1), or
 /// exits 1 when --timeout passes first; on a terminal the job's progress is shown meanwhile.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:
+  celeriac status 0193b0a4-5c2e-7d41-8f0a-2b6f9e1c3d47
+  celeriac status my-job-1 --queue mail
+  celeriac status \"$id\" --wait --timeout 2m --json"
+)]
 pub struct Args {
     /// Job id.
     id: String,

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 /// Live workers (a worker's record expires three heartbeats after it stops).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  celeriac workers
+  celeriac workers --json | jq -r '.[] | \"\\(.id) \\(.in_flight)\"'")]
 pub struct Args {
     /// Print JSON (fields documented in docs/cli.md).
     #[arg(long)]
