@@ -219,9 +219,9 @@ async fn other_queues_note(broker: &celeriac_core::Broker, config: &Config, id: 
     }
 }
 
-/// Ids printed as they are committed: one per line, or one JSON array (pretty-printed, the same
-/// text as `serde_json::to_string_pretty`) streamed element by element, so memory stays bounded
-/// whatever --count is.
+/// Ids printed as they are committed: one per line, or one JSON array streamed element by
+/// element (the text `serde_json::to_string_pretty` gave for the whole array, keys sorted), so
+/// memory stays bounded whatever --count is.
 struct Ids {
     json: bool,
     out: BufWriter<Stdout>,
@@ -249,7 +249,7 @@ impl Ids {
                 let id = serde_json::Value::String(e.id.clone());
                 write!(
                     self.out,
-                    "{sep}  {{\n    \"id\": {id},\n    \"created\": {}\n  }}",
+                    "{sep}  {{\n    \"created\": {},\n    \"id\": {id}\n  }}",
                     e.created
                 )
             } else {
