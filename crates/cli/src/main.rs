@@ -12,32 +12,57 @@ use output::CliError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Celeriac: background jobs on Redis — enqueue, run, inspect and repair.
-///
-/// Exit codes: 0 success, 1 not found or failed, 2 bad usage.
+/// Exit codes and examples shown by `celeriac --help`.
+const TOP_AFTER_HELP: &str = "Exit codes:
+  0  success
+  1  not found or failed: no such job; status --wait ended dead or cancelled, or timed out;
+     Redis unreachable or a Redis error; a bulk enqueue stopped part way
+  2  bad usage: unknown flag, malformed argument, conflicting flags, invalid configuration;
+     a job id that names jobs in several queues without --queue
+
+Examples:
+  celeriac worker --queues mail,default --concurrency 32
+  celeriac enqueue noop --delay 30s
+  celeriac status 0193b0a4-5c2e-7d41-8f0a-2b6f9e1c3d47 --wait
+  celeriac jobs list --queue default --state dead
+  celeriac --redis-url redis://redis:6379 queues --json
+
+Each command has --help with its own examples; docs/cli.md documents every JSON field.";
+
+/// Heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
+/// Celeriac, background jobs on Redis: worker, cron, enqueue, status, jobs, queues, workers,
+/// links, migrate.
 #[derive(Debug, Parser)]
-#[command(name = "celeriac", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "celeriac",
+    version,
+    long_about = None,
+    propagate_version = true,
+    after_help = TOP_AFTER_HELP
+)]
 struct Cli {
     /// Redis URL (redis://[user:password@]host:port[/db], or rediss:// for TLS). Overrides the
     /// config file and CELERIAC_REDIS_URL.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help_heading = GLOBAL)]
     redis_url: Option<String>,
 
     /// TOML configuration layered over the built-in defaults (see config/default.toml).
-    #[arg(long, global = true, env = "CELERIAC_CONFIG", value_name = "PATH")]
+    #[arg(long, global = true, env = "CELERIAC_CONFIG", value_name = "PATH", help_heading = GLOBAL)]
     config: Option<PathBuf>,
 
     /// Key prefix of every Celeriac key in Redis.
-    #[arg(long, global = true, value_name = "PREFIX")]
+    #[arg(long, global = true, value_name = "PREFIX", help_heading = GLOBAL)]
     prefix: Option<String>,
 
     /// Domain database: sqlite://PATH or postgres://USER@HOST:PORT/DB. Overrides the config
     /// file and CELERIAC_DATABASE_URL.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help_heading = GLOBAL)]
     database_url: Option<String>,
 
-    /// Log format: text or json.
-    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    /// Log format of worker and cron: text or json.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"], help_heading = GLOBAL)]
     log_format: Option<String>,
 
     #[command(subcommand)]
@@ -47,13 +72,29 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a worker: fetch jobs from the queues and run their handlers until SIGTERM/SIGINT.
+    #[command(
+        after_help = "Exit codes: 0 after a clean drain, 1 Redis unreachable at start, 2 \
+invalid configuration.
+
+Examples:
+  celeriac worker
+  celeriac worker --queues mail,default --concurrency 32
+  CELERIAC_WORKER__LEASE=60s celeriac --config prod.toml --log-format json worker"
+    )]
     Worker(cmd::worker::Args),
     /// Enqueue a job (or --count N copies) and print each new id on its own line.
     Enqueue(cmd::enqueue::Args),
     /// Show one job: state, attempts, times, last error, result and attempt history.
     Status(cmd::status::Args),
     /// List, retry, cancel and purge jobs.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  celeriac jobs list --queue default --state dead
+  celeriac jobs retry --all-dead --queue default
+  celeriac jobs cancel 0193b0a4-5c2e-7d41-8f0a-2b6f9e1c3d47
+  celeriac jobs purge --queue default --state succeeded"
+    )]
     Jobs(cmd::jobs::Command),
     /// Per-queue counts by state, oldest pending age, and last-minute throughput.
     Queues(cmd::queues::Args),
@@ -61,12 +102,26 @@ enum Command {
     Workers(cmd::workers::Args),
     /// Run the periodic scheduler ([[cron.schedules]] in the config), or list schedules and
     /// their recent ticks. Any number of replicas may run: each tick is enqueued once.
+    #[command(after_help = "Examples:
+  celeriac --config prod.toml cron
+  celeriac --config prod.toml cron list --next 5
+  celeriac --config prod.toml cron history nightly --json")]
     Cron(cmd::cron::Args),
     /// Friend links checked by the links.check job: add, list, remove, import; check runs and
     /// their per-link results.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  celeriac links add --name Alice --url https://alice.example/friends
+  celeriac links import friends.csv
+  celeriac links list
+  celeriac links results --problems"
+    )]
     Links(cmd::links::Command),
     /// Create or upgrade the domain database (database_url).
+    #[command(after_help = "Examples:
+  celeriac migrate
+  celeriac --database-url postgres://celeriac@db:5432/celeriac migrate")]
     Migrate(cmd::migrate::Args),
     /// Ask a running worker's or scheduler's health endpoint ([http] listen); exit 0 on 200.
     Health(cmd::health::Args),

@@ -1,6 +1,15 @@
-//! Output helpers shared by the subcommands: errors with exit codes, JSON, tables, durations.
+//! Output helpers shared by the subcommands: errors with exit codes, the one writer of
+//! standard output, JSON, tables, durations.
+//!
+//! Everything a command prints on standard output goes through [`write_out`] (the [`outln!`]
+//! macro, [`print_json`]): when the reader has gone (`celeriac jobs list … | head -1`), the
+//! command ends quietly with exit 0 instead of panicking on the broken pipe.
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+mod table;
+
+pub use table::{escape, free, table, Cell};
+
+use std::io::Write;
 use std::process::ExitCode;
 
 /// An error and the exit code it maps to (1 failed / not found, 2 usage).
@@ -41,6 +50,8 @@ impl From<celeriac_core::Error> for CliError {
             | celeriac_core::Error::InvalidKind { .. }
             | celeriac_core::Error::InvalidId { .. }
             | celeriac_core::Error::Json(_)
+            | celeriac_core::Error::RunAtOutOfRange { .. }
+            | celeriac_core::Error::AmbiguousId { .. }
             | celeriac_core::Error::ConfigValue { .. } => CliError::usage(error),
             _ => CliError::failed(error),
         }
@@ -50,21 +61,42 @@ impl From<celeriac_core::Error> for CliError {
 /// Result of a subcommand.
 pub type CliResult = Result<ExitCode, CliError>;
 
+/// Write to standard output, flushed. When the reader has closed the pipe the process exits
+/// quietly with 0 (it got what it asked for); any other write error exits 1 with a message.
+/// Use [`outln!`] rather than `println!`, which panics on a closed pipe.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        stdout_failed(&e);
+    }
+}
+
+/// End the process after a failed write to standard output (see [`write_out`]).
+pub fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(1);
+}
+
+/// `println!` through [`write_out`]: quiet on a closed pipe.
+macro_rules! outln {
+    () => {
+        $crate::output::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
 /// Print a value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| CliError::failed(anyhow::anyhow!(e)))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
-}
-
-/// A table with a header row, sized to the terminal.
-pub fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.iter().copied());
-    t
 }
 
 /// `-` for a missing value.
@@ -118,9 +150,14 @@ pub fn set_policy(settings: &celeriac_worker::Settings) {
 pub async fn inspector(
     config: &celeriac_core::config::Config,
 ) -> Result<celeriac_core::inspector::Inspector, CliError> {
+    Ok(inspector_on(broker(config).await?))
+}
+
+/// An inspector over `broker`, showing the workers' retry policy.
+pub fn inspector_on(broker: celeriac_core::Broker) -> celeriac_core::inspector::Inspector {
     let policy = POLICY.get().cloned().unwrap_or_default();
-    Ok(celeriac_core::inspector::Inspector::new(
-        broker(config).await?,
+    celeriac_core::inspector::Inspector::new(
+        broker,
         std::sync::Arc::new(move |kind: &str| policy.policy(kind).max_attempts),
-    ))
+    )
 }

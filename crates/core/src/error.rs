@@ -44,6 +44,19 @@ pub enum Error {
     #[error("invalid config value for `{field}`: {message}")]
     ConfigValue { field: String, message: String },
 
+    /// A run-at time (or a delay) that Celeriac cannot store or show: past
+    /// [`MAX_TIMESTAMP_MS`](crate::time::MAX_TIMESTAMP_MS), 9999-12-31T23:59:59.999Z.
+    #[error("{what} is past 9999-12-31T23:59:59.999Z, the latest run-at time Celeriac accepts; schedule the job nearer and let its handler snooze")]
+    RunAtOutOfRange { what: String },
+
+    /// A job id that names jobs in several queues, where the caller gave no queue.
+    #[error("job id {id:?} names a job in each of the queues {queues}; say which with --queue Q", queues = .queues.join(", "))]
+    AmbiguousId { id: String, queues: Vec<String> },
+
+    /// A bulk enqueue that stopped part way: what was committed and what is unknown.
+    #[error("{}", .0)]
+    PartialEnqueue(Box<crate::broker::PartialEnqueue>),
+
     /// Redis answered with something the protocol does not expect.
     #[error(
         "unexpected reply from Redis: {0} (is another program writing into Celeriac's key prefix?)"
@@ -63,6 +76,7 @@ impl Error {
                     || e.is_connection_refusal()
                     || e.code() == Some("LATE")
             }
+            Error::PartialEnqueue(p) => p.error.is_unreachable(),
             _ => false,
         }
     }
@@ -72,7 +86,7 @@ impl Error {
 fn redis_hint(e: &redis::RedisError) -> &'static str {
     let text = e.to_string();
     if e.code() == Some("OOM") || text.contains("OOM") && text.contains("maxmemory") {
-        " (Redis is full: maxmemory is reached and its policy is noeviction, so nothing was written. Free memory — purge finished jobs or lower the retention limits — or raise maxmemory)"
+        " (Redis is full: maxmemory is reached and its policy is noeviction, so the refused call wrote nothing. Free memory — purge finished jobs or lower the retention limits — or raise maxmemory)"
     } else if e.code() == Some("NOPERM") || text.contains("NOPERM") {
         " (the Redis user lacks a permission: grant it the commands and the key pattern in deploy/redis.conf)"
     } else if e.code() == Some("WRONGPASS") || text.contains("WRONGPASS") || text.contains("NOAUTH")

@@ -206,8 +206,8 @@ async fn run(world: &World, script: &str, queue: &str, id: &str, from: JobState)
             };
             drop(b.janitor(queue, &gone, 100).await)
         }
-        "cancel" => drop(inspector.cancel(&[id.to_string()]).await),
-        "retry" => drop(inspector.retry(&[id.to_string()]).await),
+        "cancel" => drop(inspector.cancel(&[id.to_string()], Some(queue)).await),
+        "retry" => drop(inspector.retry(&[id.to_string()], Some(queue)).await),
         "retry all dead" => drop(inspector.retry_all_dead(queue).await),
         "purge" => drop(inspector.purge(queue, from).await),
         "enqueue the same id" => {

@@ -127,11 +127,14 @@ impl Schedule {
         out
     }
 
-    /// A tick as RFC 3339 in the schedule's zone (with its offset).
+    /// A tick as RFC 3339 in the schedule's zone (with its offset); a time past year 9999
+    /// (which no schedule yields, but a stored tick could hold) as `celeriac_core::time` shows
+    /// it: the raw value, flagged.
     pub fn local_rfc3339(&self, ms: u64) -> String {
         utc(ms)
+            .filter(|_| ms <= celeriac_core::time::MAX_TIMESTAMP_MS)
             .map(|t| t.with_timezone(&self.tz).to_rfc3339())
-            .unwrap_or_default()
+            .unwrap_or_else(|| celeriac_core::time::rfc3339_ms(ms))
     }
 
     /// The deterministic job id of a tick: the same on every replica.

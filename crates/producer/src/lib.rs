@@ -34,6 +34,7 @@ pub use celeriac_core::{Error, JobKind, Result};
 
 use celeriac_core::broker::NewJob as Prepared;
 use celeriac_core::config::{Config, DEFAULT_QUEUE};
+use celeriac_core::time::MAX_TIMESTAMP_MS;
 use celeriac_core::{keys, Broker, Envelope, ENVELOPE_VERSION};
 use serde_json::Value;
 use std::time::Duration;
@@ -81,13 +82,15 @@ impl NewJob {
         self
     }
 
-    /// Run no earlier than `delay` from now (measured on the Redis clock).
+    /// Run no earlier than `delay` from now (measured on the Redis clock). Enqueue refuses a
+    /// delay that ends past [`MAX_TIMESTAMP_MS`] (9999-12-31T23:59:59.999Z).
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self
     }
 
-    /// Run no earlier than this Unix time in milliseconds.
+    /// Run no earlier than this Unix time in milliseconds (at most [`MAX_TIMESTAMP_MS`],
+    /// 9999-12-31T23:59:59.999Z; enqueue refuses a later one).
     pub fn run_at_ms(mut self, ms: u64) -> Self {
         self.run_at_ms = Some(ms);
         self
@@ -153,9 +156,11 @@ impl Producer {
 
     /// Enqueue many jobs: one script call per queue and 1,000 jobs. Every job is validated
     /// before anything is sent, so a bad job fails the call without a partial enqueue. A Redis
-    /// error part way through a batch of more than 1,000 jobs (Redis full, connection lost) can
-    /// leave the chunks sent before it enqueued: give jobs their own ids ([`NewJob::id`]) to
-    /// make retrying the whole batch idempotent.
+    /// error part way through a batch of more than 1,000 jobs (Redis full, connection lost)
+    /// returns [`Error::PartialEnqueue`]: which jobs were committed (with their results), which
+    /// ones Redis did not answer for, and the error; the others were not written. Retry only
+    /// the jobs not committed, or give jobs their own ids ([`NewJob::id`]) to make retrying
+    /// the whole batch idempotent.
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         let now = celeriac_core::time::now_ms();
         let prepared = jobs
@@ -195,9 +200,27 @@ impl Producer {
                 });
             }
         }
-        let run_at = job
-            .run_at_ms
-            .or_else(|| job.delay.map(|d| now_ms + d.as_millis() as u64));
+        let run_at = match (job.run_at_ms, job.delay) {
+            (Some(ms), _) => Some(ms),
+            (None, Some(d)) => Some(
+                u64::try_from(d.as_millis())
+                    .ok()
+                    .and_then(|d| now_ms.checked_add(d))
+                    .unwrap_or(u64::MAX),
+            ),
+            (None, None) => None,
+        };
+        if run_at.is_some_and(|ms| ms > MAX_TIMESTAMP_MS) {
+            return Err(Error::RunAtOutOfRange {
+                what: match (job.run_at_ms, job.delay) {
+                    (Some(ms), _) => format!("the run-at time {ms} (Unix ms)"),
+                    (None, d) => format!(
+                        "the run-at time now + {} s",
+                        d.unwrap_or_default().as_secs()
+                    ),
+                },
+            });
+        }
         let envelope = Envelope {
             v: ENVELOPE_VERSION,
             id,
@@ -205,7 +228,9 @@ impl Producer {
             queue: job.queue,
             payload: job.payload,
             max_attempts: job.max_attempts,
-            timeout_ms: job.timeout.map(|t| t.as_millis() as u64),
+            timeout_ms: job
+                .timeout
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             created_at: now_ms,
             run_at,
             idempotency_key: job.idempotency_key,

@@ -1,7 +1,7 @@
 //! `celeriac cron`, `celeriac cron list`, `celeriac cron history NAME`.
 
 use crate::domains;
-use crate::output::{inspector, or_dash, print_json, table, CliError, CliResult};
+use crate::output::{inspector, or_dash, outln as println, print_json, table, CliError, CliResult};
 use crate::settings::Settings;
 use celeriac_cron::scheduler;
 use serde::Serialize;
@@ -168,7 +168,7 @@ pub async fn run(settings: Settings, args: Args) -> CliResult {
                     let next = s
                         .next_runs
                         .first()
-                        .map(|n| format!("{}\n{}", n.local, n.utc))
+                        .map(|n| format!("{} / {}", n.local, n.utc))
                         .unwrap_or_else(|| "-".into());
                     t.add_row(vec![
                         if s.enabled {

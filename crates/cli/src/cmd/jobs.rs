@@ -1,6 +1,8 @@
 //! `celeriac jobs list | retry | cancel | purge`.
 
-use crate::output::{inspector, or_dash, print_json, table, CliError, CliResult};
+use crate::output::{
+    escape, free, inspector, or_dash, outln, print_json, table, Cell, CliError, CliResult,
+};
 use celeriac_core::config::Config;
 use celeriac_core::inspector::Repair;
 use celeriac_core::JobState;
@@ -9,14 +11,37 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// List jobs of a queue in one state (next to run first; newest first for finished states).
+    #[command(after_help = "Examples:
+  celeriac jobs list --queue default --state dead
+  celeriac jobs list --queue mail --state retrying --limit 500 --json | jq -r '.[].id'")]
     List(ListArgs),
     /// Run jobs again now: dead, cancelled, retrying or scheduled jobs go to pending for one
     /// more attempt (a job past its max attempts that fails again returns to dead).
+    #[command(
+        after_help = "Exit codes: 0 done, 1 an id names no job, 2 an id names jobs in \
+several queues and --queue does not say which (nothing is changed).
+
+Examples:
+  celeriac jobs retry 0193b0a4-5c2e-7d41-8f0a-2b6f9e1c3d47
+  celeriac jobs retry my-job-1 --queue mail
+  celeriac jobs retry --all-dead --queue default"
+    )]
     Retry(RetryArgs),
     /// Cancel jobs that have not finished. A running job's handler is stopped at its worker's
     /// next heartbeat and its result dropped. Idempotent.
+    #[command(
+        after_help = "Exit codes: 0 done, 1 an id names no job, 2 an id names jobs in \
+several queues and --queue does not say which (nothing is changed).
+
+Examples:
+  celeriac jobs cancel 0193b0a4-5c2e-7d41-8f0a-2b6f9e1c3d47
+  celeriac jobs cancel my-job-1 my-job-2 --queue mail --json"
+    )]
     Cancel(CancelArgs),
     /// Delete every job of a queue in one state (not active: cancel those first).
+    #[command(after_help = "Examples:
+  celeriac jobs purge --queue default --state succeeded
+  celeriac jobs purge --queue mail --state dead --json")]
     Purge(PurgeArgs),
 }
 
@@ -44,7 +69,8 @@ pub struct RetryArgs {
     /// Retry every dead job of --queue.
     #[arg(long, requires = "queue")]
     all_dead: bool,
-    /// Queue (with --all-dead).
+    /// The jobs' queue (ids are unique per queue only) [default: for each id, the one queue
+    /// holding it]; the queue of --all-dead.
     #[arg(long, value_name = "Q")]
     queue: Option<String>,
     /// Print JSON.
@@ -57,6 +83,10 @@ pub struct CancelArgs {
     /// Job ids.
     #[arg(required = true)]
     ids: Vec<String>,
+    /// The jobs' queue (ids are unique per queue only) [default: for each id, the one queue
+    /// holding it].
+    #[arg(long, value_name = "Q")]
+    queue: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -83,20 +113,20 @@ pub async fn run(config: Config, command: Command) -> CliResult {
             if a.json {
                 print_json(&jobs)?;
             } else if jobs.is_empty() {
-                println!("no {} jobs in queue {}", a.state, a.queue);
+                outln!("no {} jobs in queue {}", a.state, a.queue);
             } else {
                 let mut t = table(&["id", "kind", "state", "attempts", "created", "last error"]);
                 for j in &jobs {
                     t.add_row(vec![
-                        j.id.clone(),
-                        j.kind.clone(),
-                        j.state.clone(),
-                        format!("{}/{}", j.attempts, j.max_attempts),
-                        or_dash(j.created_at.as_deref()),
-                        or_dash(j.last_error.as_deref()),
+                        Cell::from(j.id.as_str()),
+                        j.kind.as_str().into(),
+                        j.state.as_str().into(),
+                        format!("{}/{}", j.attempts, j.max_attempts).into(),
+                        or_dash(j.created_at.as_deref()).into(),
+                        free(or_dash(j.last_error.as_deref())),
                     ]);
                 }
-                println!("{t}");
+                outln!("{t}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -107,15 +137,15 @@ pub async fn run(config: Config, command: Command) -> CliResult {
                 if a.json {
                     print_json(&serde_json::json!({"queue": queue, "requeued": n}))?;
                 } else {
-                    println!("requeued {n} dead jobs of queue {queue}");
+                    outln!("requeued {n} dead jobs of queue {queue}");
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let out = inspector.retry(&a.ids).await?;
+            let out = inspector.retry(&a.ids, a.queue.as_deref()).await?;
             report(&out, a.json, "requeued", "not retryable in state")
         }
         Command::Cancel(a) => {
-            let out = inspector.cancel(&a.ids).await?;
+            let out = inspector.cancel(&a.ids, a.queue.as_deref()).await?;
             report(&out, a.json, "cancelled", "already finished:")
         }
         Command::Purge(a) => {
@@ -130,7 +160,7 @@ pub async fn run(config: Config, command: Command) -> CliResult {
                     &serde_json::json!({"queue": a.queue, "state": a.state.as_str(), "purged": n}),
                 )?;
             } else {
-                println!("purged {n} {} jobs of queue {}", a.state, a.queue);
+                outln!("purged {n} {} jobs of queue {}", a.state, a.queue);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -143,10 +173,11 @@ fn report(out: &[Repair], json: bool, done: &str, unchanged: &str) -> CliResult 
         print_json(&out)?;
     } else {
         for r in out {
+            let id = escape(&r.id);
             match (&r.previous, r.changed) {
-                (None, _) => println!("{}: no such job", r.id),
-                (Some(p), true) => println!("{}: {done} (was {p})", r.id),
-                (Some(p), false) => println!("{}: unchanged ({unchanged} {p})", r.id),
+                (None, _) => outln!("{id}: no such job"),
+                (Some(p), true) => outln!("{id}: {done} (was {})", escape(p)),
+                (Some(p), false) => outln!("{id}: unchanged ({unchanged} {})", escape(p)),
             }
         }
     }

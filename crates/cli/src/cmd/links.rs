@@ -1,6 +1,6 @@
 //! `celeriac links`: the friend links `links.check` checks, and the results of its runs.
 
-use crate::output::{or_dash, print_json, store, table, CliError, CliResult};
+use crate::output::{or_dash, outln as println, print_json, store, table, CliError, CliResult};
 use crate::settings::Settings;
 use celeriac_links::import::{self, Format};
 use celeriac_links::store::NewLink;

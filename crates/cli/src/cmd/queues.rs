@@ -1,6 +1,6 @@
 //! `celeriac queues`.
 
-use crate::output::{human_ms, inspector, print_json, table, CliResult};
+use crate::output::{escape, human_ms, inspector, outln, print_json, table, CliResult};
 use celeriac_core::config::Config;
 use celeriac_core::JobState;
 use std::process::ExitCode;
@@ -8,6 +8,9 @@ use std::process::ExitCode;
 /// Per queue: jobs in each state, age of the oldest pending job, and jobs succeeded and
 /// attempts failed in the last minute.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  celeriac queues
+  celeriac queues --json | jq '.[] | {queue, pending: .states.pending}'")]
 pub struct Args {
     /// Print JSON (fields documented in docs/cli.md).
     #[arg(long)]
@@ -19,8 +22,8 @@ pub async fn run(config: Config, args: Args) -> CliResult {
     if let Some(loss) = broker.data_loss().await? {
         eprintln!(
             "warning: Redis lost its data: worker {} found the dataset replaced at {}; jobs stored before then are gone (delete the key {} once handled)",
-            loss["worker"].as_str().unwrap_or("?"),
-            loss["detected_at"].as_str().unwrap_or("?"),
+            escape(loss["worker"].as_str().unwrap_or("?")),
+            escape(loss["detected_at"].as_str().unwrap_or("?")),
             broker.keys().data_loss()
         );
     }
@@ -30,7 +33,7 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         return Ok(ExitCode::SUCCESS);
     }
     if queues.is_empty() {
-        println!("no queues yet (a queue appears with its first job or worker)");
+        outln!("no queues yet (a queue appears with its first job or worker)");
         return Ok(ExitCode::SUCCESS);
     }
     let mut header = vec!["queue"];
@@ -53,6 +56,6 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         row.push(q.failed_last_minute.to_string());
         t.add_row(row);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,9 @@
 //! `celeriac status`.
 
-use crate::output::{inspector, or_dash, parse_duration, print_json, table, CliError, CliResult};
+use crate::output::{
+    escape, free, inspector, or_dash, outln, parse_duration, print_json, table, Cell, CliError,
+    CliResult,
+};
 use celeriac_core::config::Config;
 use celeriac_core::inspector::JobInfo;
 use celeriac_core::JobState;
@@ -11,15 +14,26 @@ use std::time::{Duration, Instant};
 const WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// Show one job: kind, queue, state, attempts, times, last error, result and the history of its
-/// attempts. Exits 1 when there is no such job.
+/// attempts. Exits 1 when there is no such job, 2 when the id names jobs in several queues and
+/// --queue does not say which.
 ///
 /// With --wait, returns once the job is succeeded (exit 0), dead or cancelled (exit 1), or
 /// exits 1 when --timeout passes first; on a terminal the job's progress is shown meanwhile.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:
+  celeriac status 0193b0a4-5c2e-7d41-8f0a-2b6f9e1c3d47
+  celeriac status my-job-1 --queue mail
+  celeriac status \"$id\" --wait --timeout 2m --json"
+)]
 pub struct Args {
     /// Job id.
     id: String,
+
+    /// The job's queue (ids are unique per queue only) [default: the one queue holding the id].
+    #[arg(long, value_name = "Q")]
+    queue: Option<String>,
 
     /// Print JSON (fields documented in docs/cli.md).
     #[arg(long)]
@@ -42,13 +56,13 @@ pub async fn run(config: Config, args: Args) -> CliResult {
     let live = args.wait && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut shown_progress: Option<serde_json::Value> = None;
     let job = loop {
-        let job = inspector.job(&args.id).await?;
+        let job = inspector.job(&args.id, args.queue.as_deref()).await?;
         if live {
             let progress = job.as_ref().and_then(|j| j.progress.clone());
             if progress.is_some() && progress != shown_progress {
                 eprint!(
                     "\rprogress: {}\x1b[K",
-                    progress.as_ref().map(|p| p.to_string()).unwrap_or_default()
+                    escape(&progress.as_ref().map(|p| p.to_string()).unwrap_or_default())
                 );
                 shown_progress = progress;
             }
@@ -79,8 +93,12 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         tokio::time::sleep(WAIT_POLL).await;
     };
     let Some(job) = job else {
+        let place = match &args.queue {
+            Some(q) => format!("in queue {q}"),
+            None => "in any queue".into(),
+        };
         return Err(CliError::failed(anyhow::anyhow!(
-            "no job with id {:?} in any queue (finished jobs are deleted after their retention period)",
+            "no job with id {:?} {place} (finished jobs are deleted after their retention period)",
             args.id
         )));
     };
@@ -97,44 +115,45 @@ fn show(job: &JobInfo, json: bool) -> Result<(), CliError> {
     }
     let mut t = table(&["field", "value"]);
     let attempts = format!("{}/{}", job.attempts, job.max_attempts);
-    let result = job.result.as_ref().map(|r| r.to_string());
-    let progress = job.progress.as_ref().map(|p| p.to_string());
-    let payload = job.payload.to_string();
-    let rows: [(&str, Option<&str>); 14] = [
-        ("id", Some(&job.id)),
-        ("kind", Some(&job.kind)),
-        ("queue", Some(&job.queue)),
-        ("state", Some(&job.state)),
-        ("attempts", Some(&attempts)),
-        ("created", job.created_at.as_deref()),
-        ("run at", job.run_at.as_deref()),
-        ("started", job.started_at.as_deref()),
-        ("finished", job.finished_at.as_deref()),
-        ("dead reason", job.reason.as_deref()),
-        ("last error", job.last_error.as_deref()),
-        ("progress", progress.as_deref()),
-        ("result", result.as_deref()),
-        ("payload", Some(&payload)),
+    let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+    let whole = |v: Option<&str>| Cell::from(or_dash(v));
+    let rows: [(&str, Cell); 14] = [
+        ("id", whole(Some(&job.id))),
+        ("kind", whole(Some(&job.kind))),
+        ("queue", whole(Some(&job.queue))),
+        ("state", whole(Some(&job.state))),
+        ("attempts", whole(Some(&attempts))),
+        ("created", whole(job.created_at.as_deref())),
+        ("run at", whole(job.run_at.as_deref())),
+        ("started", whole(job.started_at.as_deref())),
+        ("finished", whole(job.finished_at.as_deref())),
+        ("dead reason", whole(job.reason.as_deref())),
+        ("last error", free(or_dash(job.last_error.as_deref()))),
+        ("progress", free(or_dash(json(&job.progress).as_deref()))),
+        ("result", free(or_dash(json(&job.result).as_deref()))),
+        ("payload", free(job.payload.to_string())),
     ];
     for (name, value) in rows {
-        t.add_row(vec![name.to_string(), or_dash(value)]);
+        t.add_row(vec![Cell::from(name), value]);
     }
-    println!("{t}");
+    outln!("{t}");
     if !job.history.is_empty() {
         let mut h = table(&["#", "worker", "started", "finished", "outcome", "error"]);
         for a in &job.history {
             h.add_row(vec![
-                a.attempt
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                or_dash(a.worker.as_deref()),
-                or_dash(a.started_at.as_deref()),
-                or_dash(a.finished_at.as_deref()),
-                a.outcome.clone(),
-                or_dash(a.error.as_deref()),
+                Cell::from(
+                    a.attempt
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ),
+                or_dash(a.worker.as_deref()).into(),
+                or_dash(a.started_at.as_deref()).into(),
+                or_dash(a.finished_at.as_deref()).into(),
+                a.outcome.as_str().into(),
+                free(or_dash(a.error.as_deref())),
             ]);
         }
-        println!("history:\n{h}");
+        outln!("history:\n{h}");
     }
     Ok(())
 }

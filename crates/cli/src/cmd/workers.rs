@@ -1,11 +1,14 @@
 //! `celeriac workers`.
 
-use crate::output::{inspector, or_dash, print_json, table, CliResult};
+use crate::output::{inspector, or_dash, outln, print_json, table, CliResult};
 use celeriac_core::config::Config;
 use std::process::ExitCode;
 
 /// Live workers (a worker's record expires three heartbeats after it stops).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  celeriac workers
+  celeriac workers --json | jq -r '.[] | \"\\(.id) \\(.in_flight)\"'")]
 pub struct Args {
     /// Print JSON (fields documented in docs/cli.md).
     #[arg(long)]
@@ -19,7 +22,7 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         return Ok(ExitCode::SUCCESS);
     }
     if workers.is_empty() {
-        println!("no live workers (start one with `celeriac worker`)");
+        outln!("no live workers (start one with `celeriac worker`)");
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = table(&[
@@ -44,6 +47,6 @@ pub async fn run(config: Config, args: Args) -> CliResult {
             or_dash(w.last_heartbeat.as_deref()),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(ExitCode::SUCCESS)
 }

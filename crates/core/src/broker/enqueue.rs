@@ -1,4 +1,5 @@
-//! Creating jobs: one script call per queue and chunk, several chunks in flight.
+//! Creating jobs: one script call per queue and chunk, several chunks in flight; a failure part
+//! way reports exactly which chunks were committed.
 
 use super::{int, string, Broker};
 use crate::envelope::Envelope;
@@ -42,11 +43,58 @@ pub struct Enqueued {
     pub created: bool,
 }
 
+/// A bulk enqueue that stopped part way ([`Error::PartialEnqueue`]). Each chunk of jobs is one
+/// script call, which Redis runs whole or not at all, so every job is in one of three groups:
+/// committed (its result is in `results`), unknown (its chunk was sent but not answered), or
+/// not written (its chunk was refused before it ran, or never sent).
+#[derive(Debug)]
+pub struct PartialEnqueue {
+    /// One entry per job, in input order: what enqueue did, for the jobs of the chunks Redis
+    /// committed; `None` for the others.
+    pub results: Vec<Option<Enqueued>>,
+    /// Input positions of the jobs whose chunk was sent but never answered (a timeout, a lost
+    /// connection, an unexpected reply): they may or may not be in Redis.
+    pub unknown: Vec<usize>,
+    /// The first failure; the chunks in flight with it were awaited, and no chunk was sent
+    /// after it.
+    pub error: Error,
+}
+
+impl PartialEnqueue {
+    /// Jobs committed (created, or found existing by id or idempotency key).
+    pub fn committed(&self) -> usize {
+        self.results.iter().filter(|r| r.is_some()).count()
+    }
+}
+
+impl std::fmt::Display for PartialEnqueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} jobs were enqueued",
+            self.committed(),
+            self.results.len()
+        )?;
+        if !self.unknown.is_empty() {
+            write!(
+                f,
+                ", {} more may or may not have been (sent, but Redis did not answer)",
+                self.unknown.len()
+            )?;
+        }
+        write!(f, ", then: {}", self.error)
+    }
+}
+
 impl Broker {
     /// Create jobs: one script call per queue and chunk of [`ENQUEUE_CHUNK`], several chunks
     /// in flight at once. Results are in input order.
+    ///
+    /// When a chunk fails, no further chunk is sent, the ones in flight are awaited, and the
+    /// error is [`Error::PartialEnqueue`] saying which jobs were committed — unless nothing was
+    /// committed and no answer is missing, when it is the failure itself.
     pub async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
-        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        use futures_util::stream::{FuturesUnordered, StreamExt};
         let mut by_queue: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, job) in jobs.iter().enumerate() {
             by_queue
@@ -61,57 +109,115 @@ impl Broker {
         }
         register.query_async::<()>(&mut con).await?;
 
-        let chunks: Vec<(&str, &[usize])> = by_queue
+        let mut chunks = by_queue
             .iter()
-            .flat_map(|(q, idx)| chunk_by_size(jobs, idx).into_iter().map(move |c| (*q, c)))
-            .collect();
-        let replies: Vec<(&[usize], Vec<Enqueued>)> = stream::iter(chunks)
-            .map(|(queue, idx)| {
-                let mut con = self.con.clone();
-                async move {
-                    let mut inv = scripts::ENQUEUE.prepare_invoke();
-                    inv.key(self.keys.pending(queue))
-                        .key(self.keys.scheduled(queue))
-                        .key(self.keys.wake(queue))
-                        .arg(self.keys.queue_base(queue));
-                    for &i in idx {
-                        let job = &jobs[i];
-                        let env = &job.envelope;
-                        inv.arg(&env.id)
-                            .arg(&job.body)
-                            .arg(job.run_at_ms.map(|v| v.to_string()).unwrap_or_default())
-                            .arg(
-                                job.delay
-                                    .map(|d| d.as_millis().to_string())
-                                    .unwrap_or_default(),
-                            )
-                            .arg(env.idempotency_key.as_deref().unwrap_or(""))
-                            .arg(job.idempotency_ttl.as_millis().max(1) as u64);
-                    }
-                    let reply: Vec<Value> = inv.invoke_async(&mut con).await?;
-                    let mut out = Vec::with_capacity(idx.len());
-                    for pair in reply.chunks(2) {
-                        out.push(Enqueued {
-                            id: string(&pair[0])?,
-                            created: int(pair.get(1).unwrap_or(&Value::Nil))? == 1,
-                        });
-                    }
-                    Ok::<_, Error>((idx, out))
-                }
-            })
-            .buffer_unordered(ENQUEUE_PIPELINE)
-            .try_collect()
-            .await?;
+            .flat_map(|(q, idx)| chunk_by_size(jobs, idx).into_iter().map(move |c| (*q, c)));
+        let mut in_flight = FuturesUnordered::new();
         let mut results = vec![None; jobs.len()];
-        for (idx, out) in replies {
-            for (&i, e) in idx.iter().zip(out) {
-                results[i] = Some(e);
+        let mut unknown = Vec::new();
+        let mut failure: Option<Error> = None;
+        loop {
+            while failure.is_none() && in_flight.len() < ENQUEUE_PIPELINE {
+                let Some((queue, idx)) = chunks.next() else {
+                    break;
+                };
+                in_flight.push(async move { (idx, self.enqueue_chunk(jobs, queue, idx).await) });
+            }
+            let Some((idx, outcome)) = in_flight.next().await else {
+                break;
+            };
+            match outcome {
+                Ok(out) => {
+                    for (&i, e) in idx.iter().zip(out) {
+                        results[i] = Some(e);
+                    }
+                }
+                Err(e) => {
+                    if may_have_run(&e) {
+                        unknown.extend_from_slice(idx);
+                    }
+                    failure.get_or_insert(e);
+                }
             }
         }
-        results
-            .into_iter()
-            .map(|r| r.ok_or_else(|| Error::Protocol("enqueue script returned too few ids".into())))
+        let Some(error) = failure else {
+            return results
+                .into_iter()
+                .map(|r| {
+                    r.ok_or_else(|| Error::Protocol("enqueue script returned too few ids".into()))
+                })
+                .collect();
+        };
+        if unknown.is_empty() && results.iter().all(Option::is_none) {
+            return Err(error);
+        }
+        unknown.sort_unstable();
+        Err(Error::PartialEnqueue(Box::new(PartialEnqueue {
+            results,
+            unknown,
+            error,
+        })))
+    }
+
+    /// One script call: the jobs at `idx`, all of `queue`.
+    async fn enqueue_chunk(
+        &self,
+        jobs: &[NewJob],
+        queue: &str,
+        idx: &[usize],
+    ) -> Result<Vec<Enqueued>> {
+        let mut con = self.con.clone();
+        let mut inv = scripts::ENQUEUE.prepare_invoke();
+        inv.key(self.keys.pending(queue))
+            .key(self.keys.scheduled(queue))
+            .key(self.keys.wake(queue))
+            .arg(self.keys.queue_base(queue));
+        for &i in idx {
+            let job = &jobs[i];
+            let env = &job.envelope;
+            inv.arg(&env.id)
+                .arg(&job.body)
+                .arg(job.run_at_ms.map(|v| v.to_string()).unwrap_or_default())
+                .arg(
+                    job.delay
+                        .map(|d| d.as_millis().to_string())
+                        .unwrap_or_default(),
+                )
+                .arg(env.idempotency_key.as_deref().unwrap_or(""))
+                .arg(job.idempotency_ttl.as_millis().max(1) as u64);
+        }
+        let reply: Vec<Value> = inv.invoke_async(&mut con).await?;
+        if reply.len() != idx.len() * 2 {
+            return Err(Error::Protocol(format!(
+                "the enqueue script answered {} values for {} jobs",
+                reply.len(),
+                idx.len()
+            )));
+        }
+        reply
+            .chunks(2)
+            .map(|pair| {
+                Ok(Enqueued {
+                    id: string(&pair[0])?,
+                    created: int(&pair[1])? == 1,
+                })
+            })
             .collect()
+    }
+}
+
+/// Whether a failed script call may have run: false only when Redis refused it before its first
+/// write (a script refused at its first write, e.g. for OOM, wrote nothing) or it was never sent.
+fn may_have_run(e: &Error) -> bool {
+    match e {
+        Error::Redis(r) => {
+            !(r.is_connection_refusal()
+                || matches!(
+                    r.code(),
+                    Some("OOM" | "NOPERM" | "READONLY" | "MASTERDOWN" | "LOADING" | "BUSY")
+                ))
+        }
+        _ => true,
     }
 }
 

@@ -13,7 +13,7 @@ mod lease;
 mod maintenance;
 
 pub use batch::{BatchAdded, BatchCounts};
-pub use enqueue::{Enqueued, NewJob, ENQUEUE_CHUNK, ENQUEUE_CHUNK_BYTES};
+pub use enqueue::{Enqueued, NewJob, PartialEnqueue, ENQUEUE_CHUNK, ENQUEUE_CHUNK_BYTES};
 pub use lease::{Ack, AckOp, Fetched, Recovered, Refusal, Renewal, FETCH_BYTES};
 pub use maintenance::CronEnqueue;
 

@@ -48,5 +48,5 @@ fn now_ms() -> i64 {
 }
 
 fn rfc3339(ms: i64) -> String {
-    celeriac_core::time::rfc3339_ms(ms.max(0) as u64)
+    celeriac_core::time::rfc3339_ms_signed(ms)
 }

@@ -1,0 +1,106 @@
+//! Per-queue figures: counts by state, the oldest pending job's age, throughput.
+
+use super::{hash, Inspector, QueueInfo};
+use crate::broker::{int, string};
+use crate::error::Result;
+use crate::state::JobState;
+use crate::time::MAX_TIMESTAMP_MS;
+use redis::Value;
+use std::collections::BTreeMap;
+
+impl Inspector {
+    /// Figures for every known queue.
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        let names = self.queue_names().await?;
+        let mut con = self.con();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut con).await?;
+        let now_ms = secs * 1000 + micros / 1000;
+        let slot_now = secs / 10;
+        let k = self.broker.keys();
+        let mut out = Vec::new();
+        for q in names {
+            let mut pipe = redis::pipe();
+            pipe.llen(k.pending(&q))
+                .zcard(k.scheduled(&q))
+                .zcard(k.retry(&q))
+                .zcard(k.active(&q))
+                .zcard(k.succeeded(&q))
+                .zcard(k.dead(&q))
+                .zcard(k.cancelled(&q))
+                .lindex(k.pending(&q), -1)
+                .cmd("HGETALL")
+                .arg(k.stats(&q));
+            for slot in slot_now - 5..=slot_now {
+                pipe.cmd("HMGET")
+                    .arg(k.stats_slot(&q, slot))
+                    .arg("processed")
+                    .arg("failed");
+            }
+            let r: Vec<Value> = pipe.query_async(&mut con).await?;
+            let count = |i: usize| int(&r[i]).unwrap_or(0).max(0) as u64;
+            let states: BTreeMap<String, u64> = [
+                JobState::Pending,
+                JobState::Scheduled,
+                JobState::Retrying,
+                JobState::Active,
+                JobState::Succeeded,
+                JobState::Dead,
+                JobState::Cancelled,
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str().to_string(), count(i)))
+            .collect();
+            let oldest_pending_age_ms = match string(&r[7]) {
+                Ok(id) => {
+                    let msg: Option<Vec<u8>> = redis::cmd("HGET")
+                        .arg(k.job(&q, &id))
+                        .arg("msg")
+                        .query_async(&mut con)
+                        .await
+                        .unwrap_or(None);
+                    msg.and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
+                        .and_then(|m| {
+                            // Times that are not times (past year 9999, e.g. written in
+                            // µs by mistake) are left out rather than giving an age of 0.
+                            let time = |v: &serde_json::Value| {
+                                v.as_u64().filter(|&ms| ms <= MAX_TIMESTAMP_MS).unwrap_or(0)
+                            };
+                            let since = time(&m["run_at"]).max(time(&m["created_at"]));
+                            (since > 0).then(|| now_ms.saturating_sub(since))
+                        })
+                }
+                Err(_) => None,
+            };
+            let stats = hash(&r[8]);
+            let stat = |name: &str| {
+                stats
+                    .get(name)
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let (mut processed, mut failed) = (0, 0);
+            for v in &r[9..] {
+                if let Value::Array(pf) = v {
+                    processed += pf.first().and_then(|v| int(v).ok()).unwrap_or(0).max(0) as u64;
+                    failed += pf.get(1).and_then(|v| int(v).ok()).unwrap_or(0).max(0) as u64;
+                }
+            }
+            out.push(QueueInfo {
+                queue: q.clone(),
+                states,
+                oldest_pending_age_ms,
+                processed_last_minute: processed,
+                failed_last_minute: failed,
+                processed_total: stat("processed"),
+                failed_total: stat("failed"),
+                dead_by_reason: stats
+                    .keys()
+                    .filter_map(|f| f.strip_prefix("dead:"))
+                    .map(|r| (r.to_string(), stat(&format!("dead:{r}"))))
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+}
