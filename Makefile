@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CONFIG ?= config/default.toml
 
-.PHONY: run test lint fmt bench bench-links chaos build
+.PHONY: run test lint fmt bench bench-links chaos build dashboard-picture
 
 ## run: start the service on its embedded defaults (starts a local Redis if none answers):
 ## the scheduler (celeriac cron) in the background and a worker in the foreground
@@ -56,3 +56,13 @@ bench-links:
 
 build:
 	$(CARGO) build --locked --workspace
+
+## dashboard-picture: redraw docs/img/dashboard.png from a 2-minute local run of a worker and a
+## cron scraped every second (no Grafana here: the script evaluates the panels' queries itself)
+dashboard-picture:
+	@scripts/ensure-redis.sh
+	$(CARGO) build --locked -p celeriac-cli
+	@test -x target/dashboard-tools/venv/bin/python || python3 -m venv target/dashboard-tools/venv
+	@target/dashboard-tools/venv/bin/python -m pip install --quiet --disable-pip-version-check \
+		prometheus-client==0.21.1 matplotlib==3.10.7
+	target/dashboard-tools/venv/bin/python scripts/dashboard-picture.py --celeriac target/debug/celeriac
