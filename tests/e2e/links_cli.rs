@@ -206,3 +206,36 @@ fn bad_input_is_refused_with_what_to_do() {
     assert_eq!(code(&out), Some(2));
     assert!(stderr(&out).contains("database_url"), "{}", stderr(&out));
 }
+
+#[test]
+fn files_saved_with_a_bom_import_cleanly() {
+    // Excel and WPS save "CSV UTF-8" with a byte-order mark; Notepad saves JSON lines so.
+    let env = Env::new(LINKS);
+    let excel = env.dir.join("excel.csv");
+    std::fs::write(
+        &excel,
+        "\u{feff}name,url\r\n小明的博客,https://xiaoming.example/\r\n",
+    )
+    .unwrap();
+    let wps = env.dir.join("wps.csv");
+    std::fs::write(&wps, "\u{feff}Alice,https://alice.example/\r\n").unwrap();
+    let notepad = env.dir.join("notepad.jsonl");
+    std::fs::write(
+        &notepad,
+        "\u{feff}{\"name\":\"Bob\",\"url\":\"https://bob.example/\"}\r\n",
+    )
+    .unwrap();
+    for file in [&excel, &wps, &notepad] {
+        let out = env.ok(&["links", "import", file.to_str().unwrap()]);
+        assert!(out.contains("1 added"), "{}: {out}", file.display());
+    }
+    let list: Value = serde_json::from_str(&env.ok(&["links", "list", "--json"])).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Alice", "Bob", "小明的博客"], "no U+FEFF in a name");
+    env.ok(&["links", "remove", "Alice"]);
+}
