@@ -239,3 +239,34 @@ fn files_saved_with_a_bom_import_cleanly() {
     assert_eq!(names, ["Alice", "Bob", "小明的博客"], "no U+FEFF in a name");
     env.ok(&["links", "remove", "Alice"]);
 }
+
+#[test]
+fn unparsable_urls_are_refused_naming_the_problem() {
+    let env = Env::new(LINKS);
+    for (url, problem) in [
+        ("http://x.example:99999/", "invalid port number"),
+        ("http://exa%mple/", "invalid international domain name"),
+        ("http://[::1/", "invalid IPv6 address"),
+    ] {
+        let out = env.cli(&["links", "add", "--name", "x", "--url", url]);
+        assert_eq!(code(&out), Some(2), "{url}: {}", stderr(&out));
+        assert!(stderr(&out).contains(problem), "{url}: {}", stderr(&out));
+    }
+    let csv = env.dir.join("links.csv");
+    std::fs::write(
+        &csv,
+        "name,url\nfine,https://fine.example/\nbad,http://[::1/\n",
+    )
+    .unwrap();
+    let out = env.cli(&["links", "import", csv.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("line 3")
+            && err.contains("invalid IPv6 address")
+            && err.contains("nothing imported"),
+        "{err}"
+    );
+    let list: Value = serde_json::from_str(&env.ok(&["links", "list", "--json"])).unwrap();
+    assert_eq!(list, serde_json::json!([]), "nothing stored");
+}
