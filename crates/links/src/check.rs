@@ -7,13 +7,14 @@
 //!
 //! Semantics (kept from the job this one replaces, where users rely on them):
 //! - every active link is checked, except whitelisted names, which are never fetched (a hidden
-//!   whitelisted link is shown again);
+//!   whitelisted link is shown again, and counted in `to_show`);
 //! - a link that does not answer 200 is hidden with the reason `网页请求返回{code}`; with a
 //!   `site_link`, a page without it is hidden with `网站未设置本站外链`; transport failures get
 //!   their own reasons (see [`fetch::Failure::reason`]), never a made-up status code;
 //! - a hidden link that passes again is shown again;
-//! - the result is `{"active_num", "to_not_show", "to_show", …}` plus the run id under which
-//!   every link's result is kept (`celeriac links results RUN`).
+//! - the result is `{"active_num", "to_not_show", "to_show", …}` (`active_num`: the active
+//!   links that are not whitelisted, as the replaced job counted them) plus the run id under
+//!   which every link's result is kept (`celeriac links results RUN`).
 //!
 //! Only links whose state changed are written. One run at a time: a `links.check` that starts
 //! while another runs is snoozed until the other finishes (it is not dropped, so a check asked
@@ -168,10 +169,7 @@ impl Run<'_> {
     }
 
     async fn check(&self, run_id: i64, links: Vec<Link>, started: Instant) -> Result<Summary> {
-        let mut counts = RunCounts {
-            active_num: links.len() as i64,
-            ..RunCounts::default()
-        };
+        let mut counts = RunCounts::default();
         let mut hidden = Vec::new();
         let mut shown = Vec::new();
         let mut pending = Pending::default();
@@ -179,6 +177,10 @@ impl Run<'_> {
         let (whitelisted, to_check): (Vec<Link>, Vec<Link>) = links
             .into_iter()
             .partition(|l| self.whitelist.contains(&l.name));
+        // As the final code of the job this one replaces counted: whitelisted links are not in
+        // `active_num` (its own report went from 24 to 20 with that change), but a hidden one
+        // shown again is in `to_show`.
+        counts.active_num = to_check.len() as i64;
         counts.whitelisted = whitelisted.len() as i64;
         for link in whitelisted.iter().filter(|l| !l.is_show) {
             let mut state = link.state();
