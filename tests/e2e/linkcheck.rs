@@ -7,7 +7,7 @@ mod runs;
 use celeriac_links::body::Backlink;
 use celeriac_links::fetch::{Failure, Fetcher};
 use celeriac_links::LinksConfig;
-use celeriac_testkit::{free_port, TestHttp, BACKLINK};
+use celeriac_testkit::{free_port, Response, TestHttp, BACKLINK};
 use std::time::Duration;
 
 /// Settings for tests: loopback allowed, short deadline, quick retries.
@@ -36,14 +36,13 @@ async fn status_and_backlink() {
         (r.failure, r.status),
         (Some(Failure::NoBacklink), Some(200))
     );
-    // Without a backlink to look for, a HEAD is enough.
+    // Without a backlink to look for, the status of a GET is enough.
     let r = f.check(&s.url("/plain"), None).await;
     assert_eq!(r.failure, None);
-    assert_eq!(s.hits("/plain"), 2, "one GET, then one HEAD");
-    // A server that refuses HEAD is asked again with GET.
+    assert_eq!(s.hits("/plain"), 2);
     let r = f.check(&s.url("/no-head"), None).await;
     assert_eq!((r.failure, r.status), (None, Some(200)));
-    assert_eq!(s.hits("/no-head"), 2);
+    assert_eq!(s.hits("/no-head"), 1, "one GET, no HEAD");
     let r = f.check(&s.url("/status/404"), Some(&literal())).await;
     assert_eq!(
         (r.failure, r.status, r.attempts),
@@ -51,6 +50,29 @@ async fn status_and_backlink() {
         "a 404 is not retried"
     );
     assert_eq!(Failure::Status(404).reason(), "网页请求返回404");
+    let methods: Vec<String> = s.requests().into_iter().map(|r| r.method).collect();
+    assert!(methods.iter().all(|m| m == "GET"), "{methods:?}");
+}
+
+#[tokio::test]
+async fn a_page_is_judged_by_its_get_not_its_head() {
+    // HEAD 200, GET 500: the page is broken for its readers; the seed job (GET) hides it.
+    let s = TestHttp::start().await;
+    s.route("/head-only", |req| {
+        Response::new(if req.method == "HEAD" { 200 } else { 500 })
+    });
+    let mut c = config();
+    c.retries = 0;
+    let r = Fetcher::new(&c)
+        .unwrap()
+        .check(&s.url("/head-only"), None)
+        .await;
+    assert_eq!(
+        (r.failure, r.status),
+        (Some(Failure::Status(500)), Some(500))
+    );
+    let methods: Vec<String> = s.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["GET"]);
 }
 
 #[tokio::test]
@@ -86,15 +108,10 @@ async fn deadlines_cut_off_silent_and_dripping_servers() {
     let r = f.check(&s.url("/drip"), Some(&literal())).await;
     assert_eq!((r.failure, r.status), (Some(Failure::Timeout), Some(200)));
     assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
-    // Without a backlink to look for: a HEAD that times out is not followed by a GET (the
-    // deadline covers the whole attempt).
+    // Without a backlink to look for: the deadline covers the headers.
     let r = f.check(&s.url("/slow"), None).await;
     assert_eq!(r.failure, Some(Failure::Timeout));
-    assert_eq!(
-        s.hits("/slow"),
-        2,
-        "one GET above, then one HEAD and no GET"
-    );
+    assert_eq!(s.hits("/slow"), 2, "one GET each, no retry");
 }
 
 #[tokio::test]

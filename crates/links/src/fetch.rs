@@ -1,13 +1,13 @@
 //! Fetching one URL the way a careful link checker does: TLS verified (rustls), every hop
 //! through the address guard, redirects followed by hand (counted, reported, each re-checked),
 //! a deadline over the whole attempt (connect, headers and body: a server that drips bytes is
-//! cut off), HEAD first when no backlink is needed (GET when HEAD is refused or fails), the
-//! body streamed and capped, and transient failures (5xx, 408, 429, timeouts, resets) retried
-//! with backoff, honouring `Retry-After` up to a cap.
+//! cut off), always GET (the body read only when a backlink is looked for), the body streamed
+//! and capped, and transient failures (5xx, 408, 429, timeouts, resets) retried with backoff,
+//! honouring `Retry-After` up to a cap.
 
 use crate::body::{Backlink, Search};
 use crate::config::LinksConfig;
-use celeriac_http::reqwest::{self, Method, StatusCode, Url};
+use celeriac_http::reqwest::{self, StatusCode, Url};
 use celeriac_http::{
     classify, retry_after, transient_status, Guard, GuardError, HostPacer, Transport,
 };
@@ -246,29 +246,21 @@ impl Fetcher {
         }
     }
 
-    /// One attempt: follow redirects, then read the body if a backlink is looked for.
+    /// One attempt: a GET, redirects followed, then the body read if a backlink is looked for.
+    /// Always GET, as the job this one replaces did: a page that answers HEAD with 200 and GET
+    /// with an error is broken for its readers. Without a backlink to look for the body is not
+    /// read (the connection is dropped after the headers).
     async fn attempt(&self, start: &Url, backlink: Option<&Backlink>) -> Attempt {
         // One deadline for the whole attempt: it starts with the first request and covers
-        // DNS, connect, TLS, headers, redirects, the GET after a HEAD, and the body. Time spent
-        // waiting for a host slot is not counted.
+        // DNS, connect, TLS, headers, redirects and the body. Time spent waiting for a host
+        // slot is not counted.
         let mut deadline = None;
-        // HEAD when only the status matters; a HEAD answered with anything but 200 is asked
-        // again with GET (many servers refuse or mishandle HEAD). A HEAD that got no answer
-        // at all (DNS, TLS, blocked, timeout, reset) is not: GET would fare the same.
-        if backlink.is_none() {
-            let head = self.follow(start, Method::HEAD, None, &mut deadline).await;
-            if head.status.is_none() || (head.status == Some(200) && head.failure.is_none()) {
-                return head;
-            }
-        }
-        self.follow(start, Method::GET, backlink, &mut deadline)
-            .await
+        self.follow(start, backlink, &mut deadline).await
     }
 
     async fn follow(
         &self,
         start: &Url,
-        method: Method,
         backlink: Option<&Backlink>,
         deadline: &mut Option<tokio::time::Instant>,
     ) -> Attempt {
@@ -307,11 +299,7 @@ impl Fetcher {
                 }
                 Ok(Ok(_)) => {}
             }
-            let sent = tokio::time::timeout_at(
-                deadline,
-                self.client.request(method.clone(), url.clone()).send(),
-            )
-            .await;
+            let sent = tokio::time::timeout_at(deadline, self.client.get(url.clone()).send()).await;
             let response = match sent {
                 Err(_) => return timed_out(redirects),
                 Ok(Ok(r)) => r,
