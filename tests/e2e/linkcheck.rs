@@ -1,7 +1,9 @@
 //! The link checker against real HTTP servers on 127.0.0.1: one URL at a time here (status,
 //! backlink, retries, deadlines, redirects, the address guard, bodies, charsets, TLS); whole
-//! `links.check` runs on SQLite and PostgreSQL in [`runs`].
+//! `links.check` runs on SQLite and PostgreSQL in [`runs`], and a run's retry plan in
+//! [`retries`].
 
+mod retries;
 mod runs;
 
 use celeriac_links::body::Backlink;
@@ -94,6 +96,10 @@ async fn transient_failures_are_retried() {
         (Some(Failure::Status(503)), 3),
         "two retries, then the failure"
     );
+    // A page that never answers is given its deadline twice, not three times.
+    let r = f.check(&s.url("/slow"), None).await;
+    assert_eq!((r.failure, r.attempts), (Some(Failure::Timeout), 2));
+    assert_eq!(s.hits("/slow"), 2);
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@
 use crate::body::Backlink;
 use crate::config::LinksConfig;
 use crate::error::{Error, Result};
-use crate::fetch::Fetcher;
+use crate::fetch::{Checked, Fetcher};
 use crate::plan::{decide, group_by_url, shares_hosts};
 use crate::store::{Link, LinkResult, LinkState, RunCounts, Store};
 use crate::{CheckLinks, Context, LOCK, LOCK_TTL, WAIT_FOR_OTHER_RUN};
@@ -203,14 +203,32 @@ impl Run<'_> {
         // Checking and recording run side by side, so a slow database write never pauses the
         // checks in flight (their deadlines would keep running).
         let (results, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let concurrency = self.config.concurrency;
         let check_all = async move {
-            let mut reports = futures_util::stream::iter(groups)
-                .map(|(url, links)| async move {
-                    let report = fetcher.check(&url, backlink).await;
-                    (links, report)
-                })
-                .buffer_unordered(self.config.concurrency);
-            while let Some(item) = reports.next().await {
+            // First pass: every URL once. A transient failure (5xx, 429, a timeout, a reset)
+            // is put aside rather than retried on the spot, so that no link waits behind
+            // another's retries and a run lasts about as long as its slowest link.
+            let mut again = Vec::new();
+            let mut firsts = futures_util::stream::iter(groups)
+                .map(|(url, links)| async move { (links, fetcher.first(&url, backlink).await) })
+                .buffer_unordered(concurrency);
+            while let Some((links, checked)) = firsts.next().await {
+                match checked {
+                    Checked::Done(report) => {
+                        if results.send((links, report)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Checked::Retry(retry) => again.push((links, retry)),
+                }
+            }
+            drop(firsts);
+            // Second pass: those once more (a timeout once at most), so one blip does not
+            // hide a link.
+            let mut retried = futures_util::stream::iter(again)
+                .map(|(links, retry)| async move { (links, fetcher.retry(retry, backlink).await) })
+                .buffer_unordered(concurrency);
+            while let Some(item) = retried.next().await {
                 if results.send(item).is_err() {
                     break;
                 }
