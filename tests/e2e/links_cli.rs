@@ -1,9 +1,10 @@
 //! Friend links through the real binary: `celeriac links …` to manage them, a worker running
 //! `links.check` enqueued with `celeriac enqueue`, the summary in `celeriac status --wait`,
-//! progress while it runs, and the new states in `celeriac links list --json`.
+//! progress while it runs, and the new states in `celeriac links list --json`; files saved
+//! with a BOM, URLs that cannot be parsed, passwords in URLs.
 
 use crate::support::Env;
-use celeriac_testkit::{wait_until, TestHttp, BACKLINK};
+use celeriac_testkit::{free_port, wait_until, TestHttp, BACKLINK};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -269,4 +270,40 @@ fn unparsable_urls_are_refused_naming_the_problem() {
     );
     let list: Value = serde_json::from_str(&env.ok(&["links", "list", "--json"])).unwrap();
     assert_eq!(list, serde_json::json!([]), "nothing stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_in_link_urls_are_never_printed() {
+    let s = TestHttp::start().await;
+    let mut env = Env::new(LINKS);
+    let gone = format!("http://friend:s3cret@{}/status/404", s.addr);
+    let closed = format!("http://friend:s3cret@127.0.0.1:{}/", free_port());
+    let out = env.ok(&["links", "add", "--name", "gone", "--url", &gone]);
+    assert!(
+        out.contains("friend:***@") && !out.contains("s3cret"),
+        "{out}"
+    );
+    env.ok(&["links", "add", "--name", "closed", "--url", &closed]);
+    env.spawn_worker(&[]);
+    let id = env.enqueue("links.check", "{}", &[]);
+    let job = env.wait_final(&id, Duration::from_secs(30));
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["failed"], 2, "{job}");
+    // The link still carries its password: the check sent it.
+    let sent = s.requests_to("/status/404");
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some("Basic ZnJpZW5kOnMzY3JldA==")
+    );
+    for args in [
+        &["links", "list"][..],
+        &["links", "list", "--json"],
+        &["links", "results"],
+        &["links", "results", "--json"],
+        &["links", "results", "--problems"],
+    ] {
+        let out = env.ok(args);
+        assert!(!out.contains("s3cret"), "{args:?}: {out}");
+        assert!(out.contains("friend:***@"), "{args:?}: {out}");
+    }
 }

@@ -9,6 +9,7 @@
 
 use crate::body::{Backlink, Search};
 use crate::config::LinksConfig;
+use celeriac_core::config::redact_url;
 use celeriac_http::reqwest::{self, StatusCode, Url};
 use celeriac_http::{
     classify, retry_after, transient_status, Guard, GuardError, HostPacer, Transport,
@@ -101,9 +102,13 @@ impl From<Transport> for Failure {
     }
 }
 
-/// A client error as a failure and its message.
+/// A client error as a failure and its message (which names the URL: its password is
+/// redacted, as everywhere the project prints a URL).
 fn failure_of(e: &reqwest::Error) -> (Failure, String) {
-    let (kind, message) = classify(e);
+    let (kind, mut message) = classify(e);
+    if let Some(url) = e.url() {
+        message = message.replace(url.as_str(), &redact_url(url.as_str()));
+    }
     (kind.into(), message)
 }
 
@@ -114,7 +119,7 @@ pub struct Report {
     pub failure: Option<Failure>,
     /// Final status, if a response came.
     pub status: Option<u16>,
-    /// Where redirects led, when they were followed.
+    /// Where redirects led, when they were followed (a password in it redacted).
     pub final_url: Option<String>,
     /// Redirects followed in the last attempt.
     pub redirects: u32,
@@ -310,7 +315,7 @@ impl Fetcher {
         Report {
             failure: a.failure,
             status: a.status,
-            final_url: a.final_url.map(String::from),
+            final_url: a.final_url.map(|u| redact_url(u.as_str())),
             redirects: a.redirects,
             attempts,
             elapsed,
@@ -396,7 +401,11 @@ impl Fetcher {
                         Ok(u) => {
                             return Attempt::failed(
                                 Failure::InvalidUrl,
-                                format!("redirect to a {} URL: {u}", u.scheme()),
+                                format!(
+                                    "redirect to a {} URL: {}",
+                                    u.scheme(),
+                                    redact_url(u.as_str())
+                                ),
                                 redirects,
                             )
                         }
@@ -411,7 +420,7 @@ impl Fetcher {
                     if seen.contains(&next) {
                         return Attempt::failed(
                             Failure::TooManyRedirects,
-                            format!("redirect loop back to {next}"),
+                            format!("redirect loop back to {}", redact_url(next.as_str())),
                             redirects,
                         );
                     }
