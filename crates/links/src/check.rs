@@ -87,7 +87,17 @@ async fn check(context: &Context, payload: CheckLinks, job: &Job) -> Result<Opti
         progress: &job.progress,
         job_id: &job.id,
     };
-    Ok(Some(held.run(run.run()).await??))
+    let summary = held.run(run.run()).await??;
+    // The last act: the final progress, so that what a worker sends with the outcome (and
+    // `celeriac status` shows beside the result) is the end of the run, not a count from its
+    // middle.
+    job.progress.set(&RunProgress {
+        run_id: summary.run_id,
+        done: summary.counts.checked,
+        total: summary.counts.active_num,
+        failed: summary.counts.failed,
+    });
+    Ok(Some(summary))
 }
 
 /// What the job returns.
@@ -106,12 +116,13 @@ pub struct Summary {
     pub shown: Vec<String>,
 }
 
-/// Progress reported while a run goes on.
+/// Progress reported while a run goes on, and at its end (then `done` = `total` =
+/// `active_num`, and `failed` is the result's).
 #[derive(Serialize)]
 struct RunProgress {
     run_id: i64,
-    done: usize,
-    total: usize,
+    done: i64,
+    total: i64,
     failed: i64,
 }
 
@@ -191,7 +202,7 @@ impl Run<'_> {
             shown.push(link.name.clone());
         }
 
-        let total = to_check.len();
+        let total = to_check.len() as i64;
         // Links that were slow last time go first, so they do not stretch the end of the run.
         let durations = self.store.last_durations().await.unwrap_or_default();
         let groups = group_by_url(to_check, &durations);

@@ -1,10 +1,13 @@
 //! A run's retry plan: every link is tried once before any is tried again; transient failures
 //! get their second chance in a second pass, a timeout once at most (a dead link costs two
-//! deadlines, not three), and one blip does not hide a link.
+//! deadlines, not three), and one blip does not hide a link. And the handler's last progress.
 
 use super::config;
 use super::runs::Harness;
+use celeriac_links as links;
 use celeriac_testkit::{Response, TestDb, TestHttp, BACKLINK};
+use celeriac_worker::testing::TestJob;
+use celeriac_worker::Outcome;
 use serde_json::json;
 use std::time::Duration;
 
@@ -59,4 +62,33 @@ async fn transient_failures_are_retried_after_every_link_had_its_first_try() {
     let dead = links.iter().find(|l| l.name == "dead").unwrap();
     assert_eq!(dead.not_show_reason, "网页请求超时");
     assert!(links.iter().find(|l| l.name == "blip").unwrap().is_show);
+}
+
+#[tokio::test]
+async fn the_handler_ends_on_its_final_progress() {
+    let db = TestDb::sqlite();
+    let s = TestHttp::start().await;
+    let h = Harness::new(&db, config()).await;
+    h.add("good", &s.url("/ok")).await;
+    h.add("gone", &s.url("/status/404")).await;
+    h.add("same-page", &s.url("/ok")).await;
+    h.add("flaky", &s.url("/flaky")).await;
+    h.add("ours", &s.url("/status/500")).await;
+
+    let ran = TestJob::new(links::KIND, json!({"whitelist": ["ours"]}))
+        .run(&h.registry)
+        .await;
+    let Outcome::Done(Some(r)) = ran.outcome else {
+        panic!("expected a result, got {:?}", ran.outcome);
+    };
+    assert_eq!(
+        (&r["active_num"], &r["failed"]),
+        (&json!(4), &json!(1)),
+        "{r}"
+    );
+    assert_eq!(
+        ran.progress,
+        Some(json!({"run_id": r["run_id"], "done": 4, "total": 4, "failed": 1})),
+        "the last progress is the end of the run, with the result's counts"
+    );
 }
