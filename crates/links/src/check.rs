@@ -234,7 +234,7 @@ impl Run<'_> {
                 }
             }
             drop(firsts);
-            // Second pass: those once more (a timeout once at most), so one blip does not
+            // Second pass: their retries (none after a second timeout), so one blip does not
             // hide a link.
             let mut retried = futures_util::stream::iter(again)
                 .map(|(links, retry)| async move { (links, fetcher.retry(retry, backlink).await) })

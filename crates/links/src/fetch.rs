@@ -3,8 +3,8 @@
 //! a deadline over the whole attempt (connect, headers and body: a server that drips bytes is
 //! cut off), always GET (the body read only when a backlink is looked for), the body streamed
 //! and capped, and transient failures (5xx, 408, 429, timeouts, resets) tried again with
-//! backoff, honouring `Retry-After` up to a cap — a timeout once at most, so that a page that
-//! never answers costs two deadlines, not three. [`Fetcher::first`] and [`Fetcher::retry`]
+//! backoff, honouring `Retry-After` up to a cap — never after a second timeout, so that a
+//! page that never answers costs two deadlines, not three. [`Fetcher::first`] and [`Fetcher::retry`]
 //! split the two so that a run tries every link once before it retries any.
 
 use crate::body::{Backlink, Search};
@@ -263,9 +263,10 @@ impl Fetcher {
     }
 
     /// Try a URL again after a transient failure: up to `links.retries` more attempts, but
-    /// one at most after a timeout (a page that did not answer twice within `links.timeout`
-    /// is not waited for a third time). Waits what is left of the backoff (or of the server's
-    /// `Retry-After`, capped) since the failure; after a timeout it does not wait.
+    /// none after its second timeout (a page that did not answer twice within
+    /// `links.timeout` is not waited for a third time). Waits what is left of the backoff (or
+    /// of the server's `Retry-After`, capped) since the failure; after a timeout it does not
+    /// wait.
     pub async fn retry(&self, retry: Retry, backlink: Option<&Backlink>) -> Report {
         let Retry {
             url,

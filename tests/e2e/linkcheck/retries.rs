@@ -1,6 +1,6 @@
 //! A run's retry plan: every link is tried once before any is tried again; transient failures
-//! get their second chance in a second pass, a timeout once at most (a dead link costs two
-//! deadlines, not three), and one blip does not hide a link. And the handler's last progress.
+//! get their second chance in a second pass, none after a second timeout (a dead link costs
+//! two deadlines, not three), and one blip does not hide a link. And the handler's last progress.
 
 use super::config;
 use super::runs::Harness;
