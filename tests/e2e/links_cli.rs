@@ -1,9 +1,10 @@
 //! Friend links through the real binary: `celeriac links …` to manage them, a worker running
 //! `links.check` enqueued with `celeriac enqueue`, the summary in `celeriac status --wait`,
-//! progress while it runs, and the new states in `celeriac links list --json`.
+//! progress while it runs, and the new states in `celeriac links list --json`; files saved
+//! with a BOM, URLs that cannot be parsed, passwords in URLs.
 
 use crate::support::Env;
-use celeriac_testkit::{wait_until, TestHttp, BACKLINK};
+use celeriac_testkit::{free_port, wait_until, TestHttp, BACKLINK};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -205,4 +206,104 @@ fn bad_input_is_refused_with_what_to_do() {
     let out = env.cli(&["links", "list", "--database-url", "mysql://x/y"]);
     assert_eq!(code(&out), Some(2));
     assert!(stderr(&out).contains("database_url"), "{}", stderr(&out));
+}
+
+#[test]
+fn files_saved_with_a_bom_import_cleanly() {
+    // Excel and WPS save "CSV UTF-8" with a byte-order mark; Notepad saves JSON lines so.
+    let env = Env::new(LINKS);
+    let excel = env.dir.join("excel.csv");
+    std::fs::write(
+        &excel,
+        "\u{feff}name,url\r\n小明的博客,https://xiaoming.example/\r\n",
+    )
+    .unwrap();
+    let wps = env.dir.join("wps.csv");
+    std::fs::write(&wps, "\u{feff}Alice,https://alice.example/\r\n").unwrap();
+    let notepad = env.dir.join("notepad.jsonl");
+    std::fs::write(
+        &notepad,
+        "\u{feff}{\"name\":\"Bob\",\"url\":\"https://bob.example/\"}\r\n",
+    )
+    .unwrap();
+    for file in [&excel, &wps, &notepad] {
+        let out = env.ok(&["links", "import", file.to_str().unwrap()]);
+        assert!(out.contains("1 added"), "{}: {out}", file.display());
+    }
+    let list: Value = serde_json::from_str(&env.ok(&["links", "list", "--json"])).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Alice", "Bob", "小明的博客"], "no U+FEFF in a name");
+    env.ok(&["links", "remove", "Alice"]);
+}
+
+#[test]
+fn unparsable_urls_are_refused_naming_the_problem() {
+    let env = Env::new(LINKS);
+    for (url, problem) in [
+        ("http://x.example:99999/", "invalid port number"),
+        ("http://exa%mple/", "invalid international domain name"),
+        ("http://[::1/", "invalid IPv6 address"),
+    ] {
+        let out = env.cli(&["links", "add", "--name", "x", "--url", url]);
+        assert_eq!(code(&out), Some(2), "{url}: {}", stderr(&out));
+        assert!(stderr(&out).contains(problem), "{url}: {}", stderr(&out));
+    }
+    let csv = env.dir.join("links.csv");
+    std::fs::write(
+        &csv,
+        "name,url\nfine,https://fine.example/\nbad,http://[::1/\n",
+    )
+    .unwrap();
+    let out = env.cli(&["links", "import", csv.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("line 3")
+            && err.contains("invalid IPv6 address")
+            && err.contains("nothing imported"),
+        "{err}"
+    );
+    let list: Value = serde_json::from_str(&env.ok(&["links", "list", "--json"])).unwrap();
+    assert_eq!(list, serde_json::json!([]), "nothing stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_in_link_urls_are_never_printed() {
+    let s = TestHttp::start().await;
+    let mut env = Env::new(LINKS);
+    let gone = format!("http://friend:s3cret@{}/status/404", s.addr);
+    let closed = format!("http://friend:s3cret@127.0.0.1:{}/", free_port());
+    let out = env.ok(&["links", "add", "--name", "gone", "--url", &gone]);
+    assert!(
+        out.contains("friend:***@") && !out.contains("s3cret"),
+        "{out}"
+    );
+    env.ok(&["links", "add", "--name", "closed", "--url", &closed]);
+    env.spawn_worker(&[]);
+    let id = env.enqueue("links.check", "{}", &[]);
+    let job = env.wait_final(&id, Duration::from_secs(30));
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["failed"], 2, "{job}");
+    // The link still carries its password: the check sent it.
+    let sent = s.requests_to("/status/404");
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some("Basic ZnJpZW5kOnMzY3JldA==")
+    );
+    for args in [
+        &["links", "list"][..],
+        &["links", "list", "--json"],
+        &["links", "results"],
+        &["links", "results", "--json"],
+        &["links", "results", "--problems"],
+    ] {
+        let out = env.ok(args);
+        assert!(!out.contains("s3cret"), "{args:?}: {out}");
+        assert!(out.contains("friend:***@"), "{args:?}: {out}");
+    }
 }

@@ -13,6 +13,12 @@
 //! 2. lychee: `lychee` over the same URL list (one per line), with the same global and
 //!    per-host concurrency, timeout and retries; wall time and peak RSS from `/usr/bin/time`.
 //!
+//! `--scenario dead-link`: the seed article's run instead — 24 links on 24 hosts (`--links`
+//! and `--hosts` are ignored), one of which
+//! accepts the connection and never answers, the others answering after `--delay-ms`; the
+//! `[links]` defaults (5 s timeout, 2 retries); `--runs` runs. It reports each run's wall time
+//! as a multiple of the timeout, and how many attempts the dead link got.
+//!
 //! Prints a Markdown report on stdout.
 
 mod common;
@@ -64,7 +70,24 @@ struct Args {
     /// One page in this many answers 404.
     #[arg(long, default_value_t = 20)]
     fail_every: usize,
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Lychee)]
+    scenario: Scenario,
 }
+
+/// What to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// Many links (`--links`), Celeriac against lychee.
+    Lychee,
+    /// 24 links, one never answering, default settings: a run's time against the timeout.
+    DeadLink,
+}
+
+/// Links of the dead-link scenario, as in the seed article.
+const SEED_LINKS: usize = 24;
+/// `[links] timeout` by default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a page behaves.
 #[derive(Clone, Copy)]
@@ -74,6 +97,8 @@ struct Mix {
     slow_every: usize,
     slow_ms: u64,
     fail_every: usize,
+    /// The page that never answers, if any.
+    dead: Option<usize>,
 }
 
 impl Mix {
@@ -81,6 +106,9 @@ impl Mix {
     /// i % hosts, and the kinds follow the page's rank on its host, so every host gets the
     /// same mix.
     fn kind(&self, i: usize) -> &'static str {
+        if let Some(dead) = self.dead {
+            return if i == dead { "dead" } else { "ok" };
+        }
         let rank = i / self.hosts;
         if rank.is_multiple_of(self.slow_every) {
             "slow"
@@ -121,6 +149,10 @@ async fn serve(mut stream: TcpStream, mix: Mix) {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
         let kind = mix.kind(i);
+        if kind == "dead" {
+            // Connected, request read, no answer ever: only the client's deadline ends it.
+            std::future::pending::<()>().await;
+        }
         let wait = if kind == "slow" {
             mix.slow_ms
         } else {
@@ -175,6 +207,8 @@ fn mix(args: &Args) -> Mix {
         slow_every: args.slow_every,
         slow_ms: args.slow_ms,
         fail_every: args.fail_every,
+        // The dead-link scenario: every page ordinary but the last one.
+        dead: (args.scenario == Scenario::DeadLink).then_some(args.links),
     }
 }
 
@@ -336,8 +370,107 @@ fn lychee(args: &Args, dir: &std::path::Path, port: u16) -> Result<Option<Measur
     }))
 }
 
+/// The seed article's run: 24 links, one dead, the `[links]` defaults.
+fn dead_link(args: &Args, dir: &std::path::Path, port: u16) -> Result<()> {
+    let redis = start_redis()?;
+    let config = dir.join("celeriac.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "redis_url = \"redis://127.0.0.1:{}\"\nprefix = \"bench\"\ndatabase_url = \"sqlite://{}/celeriac.db\"\n\
+             [links]\nallow_private_networks = true\n",
+            redis.port,
+            dir.display(),
+        ),
+    )?;
+    let cli = |a: &[&str]| {
+        let mut c = Command::new(&args.celeriac);
+        c.arg("--config").arg(&config).args(a);
+        c
+    };
+    let csv = dir.join("links.csv");
+    let mut text = String::from("name,url\n");
+    for i in 1..=args.links {
+        text.push_str(&format!("link-{i},{}\n", url(i, args, port)));
+    }
+    std::fs::write(&csv, text)?;
+    run(
+        &mut cli(&["links", "import", csv.to_str().unwrap_or_default()]),
+        "celeriac links import",
+    )?;
+    let mut worker = cli(&["worker"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("start the worker")?;
+    let timeout = DEFAULT_TIMEOUT.as_secs_f64();
+    println!(
+        "### links.check with one dead link: {} links on {} hosts, `[links]` defaults\n",
+        args.links, args.hosts
+    );
+    println!(
+        "{} pages answer after {} ms; link-{} accepts the connection and never answers. \
+         Timeout {timeout} s, 2 retries.\n",
+        args.links - 1,
+        args.delay_ms,
+        args.links
+    );
+    println!("| run | wall time (the run itself) | ÷ timeout | dead link: attempts, outcome | checked | failed |");
+    println!("|---|---|---|---|---|---|");
+    let payload = format!("{{\"site_link\": \"{BACKLINK}\"}}");
+    for n in 1..=args.runs {
+        let started = Instant::now();
+        let id = run(
+            &mut cli(&["enqueue", "links.check", "--payload", &payload]),
+            "celeriac enqueue",
+        )?;
+        let status = run(
+            &mut cli(&["status", id.trim(), "--wait", "--timeout", "5m", "--json"]),
+            "celeriac status --wait",
+        )?;
+        let wall = started.elapsed().as_secs_f64();
+        let job: serde_json::Value = serde_json::from_str(&status)?;
+        let r = &job["result"];
+        let run_id = r["run_id"].as_i64().context("a run id in the result")?;
+        let results: serde_json::Value = serde_json::from_str(&run(
+            &mut cli(&["links", "results", &run_id.to_string(), "--json"]),
+            "celeriac links results",
+        )?)?;
+        let dead_name = format!("link-{}", args.links);
+        let dead = results["results"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["name"] == dead_name.as_str()))
+            .context("the dead link's result")?;
+        let itself = r["elapsed_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+        println!(
+            "| {n} | {wall:.2} s ({itself:.2} s) | {:.2} ({:.2}) | {}, {} | {} | {} |",
+            wall / timeout,
+            itself / timeout,
+            dead["attempts"],
+            dead["outcome"].as_str().unwrap_or("?"),
+            r["checked"],
+            r["failed"]
+        );
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
+    drop(redis);
+    Ok(())
+}
+
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.scenario == Scenario::DeadLink {
+        args.links = SEED_LINKS;
+        args.hosts = SEED_LINKS;
+        let dir = std::env::temp_dir().join(format!("celeriac-bench-dead-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let (pages, port) = start_pages(&args)?;
+        let outcome = dead_link(&args, &dir, port);
+        drop(pages);
+        let _ = std::fs::remove_dir_all(&dir);
+        return outcome;
+    }
     let dir = std::env::temp_dir().join(format!("celeriac-bench-links-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (pages, port) = start_pages(&args)?;

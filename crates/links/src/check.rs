@@ -7,13 +7,14 @@
 //!
 //! Semantics (kept from the job this one replaces, where users rely on them):
 //! - every active link is checked, except whitelisted names, which are never fetched (a hidden
-//!   whitelisted link is shown again);
+//!   whitelisted link is shown again, and counted in `to_show`);
 //! - a link that does not answer 200 is hidden with the reason `网页请求返回{code}`; with a
 //!   `site_link`, a page without it is hidden with `网站未设置本站外链`; transport failures get
 //!   their own reasons (see [`fetch::Failure::reason`]), never a made-up status code;
 //! - a hidden link that passes again is shown again;
-//! - the result is `{"active_num", "to_not_show", "to_show", …}` plus the run id under which
-//!   every link's result is kept (`celeriac links results RUN`).
+//! - the result is `{"active_num", "to_not_show", "to_show", …}` (`active_num`: the active
+//!   links that are not whitelisted, as the replaced job counted them) plus the run id under
+//!   which every link's result is kept (`celeriac links results RUN`).
 //!
 //! Only links whose state changed are written. One run at a time: a `links.check` that starts
 //! while another runs is snoozed until the other finishes (it is not dropped, so a check asked
@@ -22,7 +23,7 @@
 use crate::body::Backlink;
 use crate::config::LinksConfig;
 use crate::error::{Error, Result};
-use crate::fetch::Fetcher;
+use crate::fetch::{Checked, Fetcher};
 use crate::plan::{decide, group_by_url, shares_hosts};
 use crate::store::{Link, LinkResult, LinkState, RunCounts, Store};
 use crate::{CheckLinks, Context, LOCK, LOCK_TTL, WAIT_FOR_OTHER_RUN};
@@ -86,7 +87,17 @@ async fn check(context: &Context, payload: CheckLinks, job: &Job) -> Result<Opti
         progress: &job.progress,
         job_id: &job.id,
     };
-    Ok(Some(held.run(run.run()).await??))
+    let summary = held.run(run.run()).await??;
+    // The last act: the final progress, so that what a worker sends with the outcome (and
+    // `celeriac status` shows beside the result) is the end of the run, not a count from its
+    // middle.
+    job.progress.set(&RunProgress {
+        run_id: summary.run_id,
+        done: summary.counts.checked,
+        total: summary.counts.active_num,
+        failed: summary.counts.failed,
+    });
+    Ok(Some(summary))
 }
 
 /// What the job returns.
@@ -105,12 +116,13 @@ pub struct Summary {
     pub shown: Vec<String>,
 }
 
-/// Progress reported while a run goes on.
+/// Progress reported while a run goes on, and at its end (then `done` = `total` =
+/// `active_num`, and `failed` is the result's).
 #[derive(Serialize)]
 struct RunProgress {
     run_id: i64,
-    done: usize,
-    total: usize,
+    done: i64,
+    total: i64,
     failed: i64,
 }
 
@@ -168,10 +180,7 @@ impl Run<'_> {
     }
 
     async fn check(&self, run_id: i64, links: Vec<Link>, started: Instant) -> Result<Summary> {
-        let mut counts = RunCounts {
-            active_num: links.len() as i64,
-            ..RunCounts::default()
-        };
+        let mut counts = RunCounts::default();
         let mut hidden = Vec::new();
         let mut shown = Vec::new();
         let mut pending = Pending::default();
@@ -179,6 +188,10 @@ impl Run<'_> {
         let (whitelisted, to_check): (Vec<Link>, Vec<Link>) = links
             .into_iter()
             .partition(|l| self.whitelist.contains(&l.name));
+        // As the final code of the job this one replaces counted: whitelisted links are not in
+        // `active_num` (its own report went from 24 to 20 with that change), but a hidden one
+        // shown again is in `to_show`.
+        counts.active_num = to_check.len() as i64;
         counts.whitelisted = whitelisted.len() as i64;
         for link in whitelisted.iter().filter(|l| !l.is_show) {
             let mut state = link.state();
@@ -189,7 +202,7 @@ impl Run<'_> {
             shown.push(link.name.clone());
         }
 
-        let total = to_check.len();
+        let total = to_check.len() as i64;
         // Links that were slow last time go first, so they do not stretch the end of the run.
         let durations = self.store.last_durations().await.unwrap_or_default();
         let groups = group_by_url(to_check, &durations);
@@ -201,14 +214,32 @@ impl Run<'_> {
         // Checking and recording run side by side, so a slow database write never pauses the
         // checks in flight (their deadlines would keep running).
         let (results, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let concurrency = self.config.concurrency;
         let check_all = async move {
-            let mut reports = futures_util::stream::iter(groups)
-                .map(|(url, links)| async move {
-                    let report = fetcher.check(&url, backlink).await;
-                    (links, report)
-                })
-                .buffer_unordered(self.config.concurrency);
-            while let Some(item) = reports.next().await {
+            // First pass: every URL once. A transient failure (5xx, 429, a timeout, a reset)
+            // is put aside rather than retried on the spot, so that no link waits behind
+            // another's retries and a run lasts about as long as its slowest link.
+            let mut again = Vec::new();
+            let mut firsts = futures_util::stream::iter(groups)
+                .map(|(url, links)| async move { (links, fetcher.first(&url, backlink).await) })
+                .buffer_unordered(concurrency);
+            while let Some((links, checked)) = firsts.next().await {
+                match checked {
+                    Checked::Done(report) => {
+                        if results.send((links, report)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Checked::Retry(retry) => again.push((links, retry)),
+                }
+            }
+            drop(firsts);
+            // Second pass: their retries (none after a second timeout), so one blip does not
+            // hide a link.
+            let mut retried = futures_util::stream::iter(again)
+                .map(|(links, retry)| async move { (links, fetcher.retry(retry, backlink).await) })
+                .buffer_unordered(concurrency);
+            while let Some(item) = retried.next().await {
                 if results.send(item).is_err() {
                     break;
                 }

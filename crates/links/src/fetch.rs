@@ -1,13 +1,16 @@
 //! Fetching one URL the way a careful link checker does: TLS verified (rustls), every hop
 //! through the address guard, redirects followed by hand (counted, reported, each re-checked),
 //! a deadline over the whole attempt (connect, headers and body: a server that drips bytes is
-//! cut off), HEAD first when no backlink is needed (GET when HEAD is refused or fails), the
-//! body streamed and capped, and transient failures (5xx, 408, 429, timeouts, resets) retried
-//! with backoff, honouring `Retry-After` up to a cap.
+//! cut off), always GET (the body read only when a backlink is looked for), the body streamed
+//! and capped, and transient failures (5xx, 408, 429, timeouts, resets) tried again with
+//! backoff, honouring `Retry-After` up to a cap — never after a second timeout, so that a
+//! page that never answers costs two deadlines, not three. [`Fetcher::first`] and [`Fetcher::retry`]
+//! split the two so that a run tries every link once before it retries any.
 
 use crate::body::{Backlink, Search};
 use crate::config::LinksConfig;
-use celeriac_http::reqwest::{self, Method, StatusCode, Url};
+use celeriac_core::config::redact_url;
+use celeriac_http::reqwest::{self, StatusCode, Url};
 use celeriac_http::{
     classify, retry_after, transient_status, Guard, GuardError, HostPacer, Transport,
 };
@@ -99,9 +102,13 @@ impl From<Transport> for Failure {
     }
 }
 
-/// A client error as a failure and its message.
+/// A client error as a failure and its message (which names the URL: its password is
+/// redacted, as everywhere the project prints a URL).
 fn failure_of(e: &reqwest::Error) -> (Failure, String) {
-    let (kind, message) = classify(e);
+    let (kind, mut message) = classify(e);
+    if let Some(url) = e.url() {
+        message = message.replace(url.as_str(), &redact_url(url.as_str()));
+    }
     (kind.into(), message)
 }
 
@@ -112,13 +119,14 @@ pub struct Report {
     pub failure: Option<Failure>,
     /// Final status, if a response came.
     pub status: Option<u16>,
-    /// Where redirects led, when they were followed.
+    /// Where redirects led, when they were followed (a password in it redacted).
     pub final_url: Option<String>,
     /// Redirects followed in the last attempt.
     pub redirects: u32,
     /// Attempts made.
     pub attempts: u32,
-    /// Time spent, retries included.
+    /// Time spent on it: its attempts and the waits between them (not the time a retry
+    /// waited for the run's second pass).
     pub elapsed: Duration,
     /// Detail of the failure.
     pub error: Option<String>,
@@ -144,6 +152,29 @@ impl Attempt {
             error: Some(error.into()),
             retry_after: None,
         }
+    }
+}
+
+/// What the first attempt at a URL came to.
+pub enum Checked {
+    /// A final report: it passed, failed for good, or has no retries left.
+    Done(Report),
+    /// A transient failure, to try again with [`Fetcher::retry`].
+    Retry(Retry),
+}
+
+/// A URL to try again, with its first attempt.
+pub struct Retry {
+    url: Url,
+    last: Attempt,
+    spent: Duration,
+    not_before: Instant,
+}
+
+impl Retry {
+    /// Why the first attempt failed.
+    pub fn failure(&self) -> Option<Failure> {
+        self.last.failure
     }
 }
 
@@ -187,88 +218,127 @@ impl Fetcher {
         })
     }
 
-    /// Check `url`: 200 (and the backlink on the page, if one is given), with retries of
-    /// transient failures.
+    /// Check `url`: 200 (and the backlink on the page, if one is given), with the retries of
+    /// transient failures right after (a run makes them in a second pass instead: see
+    /// [`Fetcher::first`]).
     pub async fn check(&self, url: &str, backlink: Option<&Backlink>) -> Report {
+        match self.first(url, backlink).await {
+            Checked::Done(report) => report,
+            Checked::Retry(retry) => self.retry(retry, backlink).await,
+        }
+    }
+
+    /// The first attempt at `url`: the report, or, when it failed in a way worth another try
+    /// (5xx, 408, 429, a timeout, a reset) and `links.retries` allows one, what
+    /// [`Fetcher::retry`] needs to try again later.
+    pub async fn first(&self, url: &str, backlink: Option<&Backlink>) -> Checked {
         let started = Instant::now();
         let parsed = match Url::parse(url.trim()) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
             Ok(u) => {
-                return self.report(
-                    Attempt::failed(
-                        Failure::InvalidUrl,
-                        format!("{} is not an http(s) URL", u.scheme()),
-                        0,
-                    ),
-                    1,
-                    started,
-                )
+                let a = Attempt::failed(
+                    Failure::InvalidUrl,
+                    format!("{} is not an http(s) URL", u.scheme()),
+                    0,
+                );
+                return Checked::Done(self.report(a, 1, started.elapsed()));
             }
             Err(e) => {
-                return self.report(
-                    Attempt::failed(Failure::InvalidUrl, format!("not a URL: {e}"), 0),
-                    1,
-                    started,
-                )
+                let a = Attempt::failed(Failure::InvalidUrl, format!("not a URL: {e}"), 0);
+                return Checked::Done(self.report(a, 1, started.elapsed()));
             }
         };
-        let mut attempts = 0;
+        let attempt = self.attempt(&parsed, backlink).await;
+        let spent = started.elapsed();
+        if self.config.retries == 0 || !attempt.failure.is_some_and(Failure::transient) {
+            return Checked::Done(self.report(attempt, 1, spent));
+        }
+        let not_before = Instant::now() + self.wait_after(&attempt, 1);
+        Checked::Retry(Retry {
+            url: parsed,
+            last: attempt,
+            spent,
+            not_before,
+        })
+    }
+
+    /// Try a URL again after a transient failure: up to `links.retries` more attempts, but
+    /// none after its second timeout (a page that did not answer twice within
+    /// `links.timeout` is not waited for a third time). Waits what is left of the backoff (or
+    /// of the server's `Retry-After`, capped) since the failure; after a timeout it does not
+    /// wait.
+    pub async fn retry(&self, retry: Retry, backlink: Option<&Backlink>) -> Report {
+        let Retry {
+            url,
+            mut last,
+            spent,
+            not_before,
+        } = retry;
+        let started = Instant::now();
+        tokio::time::sleep_until(not_before.into()).await;
+        let mut attempts = 1;
+        let mut timeouts = u32::from(last.failure == Some(Failure::Timeout));
         loop {
             attempts += 1;
-            let attempt = self.attempt(&parsed, backlink).await;
-            let retry =
-                attempt.failure.is_some_and(Failure::transient) && attempts <= self.config.retries;
-            if !retry {
-                return self.report(attempt, attempts, started);
+            last = self.attempt(&url, backlink).await;
+            if last.failure == Some(Failure::Timeout) {
+                timeouts += 1;
             }
-            let backoff = celeriac_core::backoff::Backoff {
-                base: self.config.retry_base,
-                cap: self.config.retry_after_cap,
+            let again = last.failure.is_some_and(Failure::transient)
+                && attempts <= self.config.retries
+                && timeouts < 2;
+            if !again {
+                return self.report(last, attempts, spent + started.elapsed());
             }
-            .delay(attempts);
-            let wait = attempt
-                .retry_after
-                .map(|d| d.min(self.config.retry_after_cap))
-                .unwrap_or(backoff);
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(self.wait_after(&last, attempts)).await;
         }
     }
 
-    fn report(&self, a: Attempt, attempts: u32, started: Instant) -> Report {
+    /// The pause before trying again after `attempt`, the `n`th: none after a timeout (the
+    /// deadline was the wait), else the server's `Retry-After` (capped), else a backoff with
+    /// full jitter.
+    fn wait_after(&self, attempt: &Attempt, n: u32) -> Duration {
+        if attempt.failure == Some(Failure::Timeout) {
+            return Duration::ZERO;
+        }
+        let backoff = celeriac_core::backoff::Backoff {
+            base: self.config.retry_base,
+            cap: self.config.retry_after_cap,
+        }
+        .delay(n);
+        attempt
+            .retry_after
+            .map(|d| d.min(self.config.retry_after_cap))
+            .unwrap_or(backoff)
+    }
+
+    fn report(&self, a: Attempt, attempts: u32, elapsed: Duration) -> Report {
         Report {
             failure: a.failure,
             status: a.status,
-            final_url: a.final_url.map(String::from),
+            final_url: a.final_url.map(|u| redact_url(u.as_str())),
             redirects: a.redirects,
             attempts,
-            elapsed: started.elapsed(),
+            elapsed,
             error: a.error,
         }
     }
 
-    /// One attempt: follow redirects, then read the body if a backlink is looked for.
+    /// One attempt: a GET, redirects followed, then the body read if a backlink is looked for.
+    /// Always GET, as the job this one replaces did: a page that answers HEAD with 200 and GET
+    /// with an error is broken for its readers. Without a backlink to look for the body is not
+    /// read (the connection is dropped after the headers).
     async fn attempt(&self, start: &Url, backlink: Option<&Backlink>) -> Attempt {
         // One deadline for the whole attempt: it starts with the first request and covers
-        // DNS, connect, TLS, headers, redirects, the GET after a HEAD, and the body. Time spent
-        // waiting for a host slot is not counted.
+        // DNS, connect, TLS, headers, redirects and the body. Time spent waiting for a host
+        // slot is not counted.
         let mut deadline = None;
-        // HEAD when only the status matters; a HEAD answered with anything but 200 is asked
-        // again with GET (many servers refuse or mishandle HEAD). A HEAD that got no answer
-        // at all (DNS, TLS, blocked, timeout, reset) is not: GET would fare the same.
-        if backlink.is_none() {
-            let head = self.follow(start, Method::HEAD, None, &mut deadline).await;
-            if head.status.is_none() || (head.status == Some(200) && head.failure.is_none()) {
-                return head;
-            }
-        }
-        self.follow(start, Method::GET, backlink, &mut deadline)
-            .await
+        self.follow(start, backlink, &mut deadline).await
     }
 
     async fn follow(
         &self,
         start: &Url,
-        method: Method,
         backlink: Option<&Backlink>,
         deadline: &mut Option<tokio::time::Instant>,
     ) -> Attempt {
@@ -307,11 +377,7 @@ impl Fetcher {
                 }
                 Ok(Ok(_)) => {}
             }
-            let sent = tokio::time::timeout_at(
-                deadline,
-                self.client.request(method.clone(), url.clone()).send(),
-            )
-            .await;
+            let sent = tokio::time::timeout_at(deadline, self.client.get(url.clone()).send()).await;
             let response = match sent {
                 Err(_) => return timed_out(redirects),
                 Ok(Ok(r)) => r,
@@ -336,7 +402,11 @@ impl Fetcher {
                         Ok(u) => {
                             return Attempt::failed(
                                 Failure::InvalidUrl,
-                                format!("redirect to a {} URL: {u}", u.scheme()),
+                                format!(
+                                    "redirect to a {} URL: {}",
+                                    u.scheme(),
+                                    redact_url(u.as_str())
+                                ),
                                 redirects,
                             )
                         }
@@ -351,7 +421,7 @@ impl Fetcher {
                     if seen.contains(&next) {
                         return Attempt::failed(
                             Failure::TooManyRedirects,
-                            format!("redirect loop back to {next}"),
+                            format!("redirect loop back to {}", redact_url(next.as_str())),
                             redirects,
                         );
                     }

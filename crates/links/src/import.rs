@@ -6,8 +6,8 @@
 //! - **JSON lines**: one object per line, `{"name": "…", "url": "…", "is_active": true}`
 //!   (`is_active` optional, default true).
 //!
-//! Blank lines are skipped. Every error names its line; nothing is imported from a file with
-//! an error.
+//! A leading byte-order mark (Excel and WPS save "CSV UTF-8" with one) is ignored. Blank lines
+//! are skipped. Every error names its line; nothing is imported from a file with an error.
 
 use crate::error::{Error, Result};
 use crate::store::NewLink;
@@ -34,6 +34,8 @@ impl Format {
 
 /// Parse `text` in `format`.
 pub fn parse(text: &str, format: Format) -> Result<Vec<NewLink>> {
+    // The BOM is no part of the first header or name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let links = match format {
         Format::Csv => parse_csv(text)?,
         Format::JsonLines => parse_json_lines(text)?,
@@ -269,6 +271,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn a_leading_bom_is_ignored() {
+        let with_header = "\u{feff}name,url\r\nA,https://a.example/\r\n";
+        assert_eq!(
+            parse(with_header, Format::Csv).unwrap(),
+            vec![link("A", "https://a.example/", true)]
+        );
+        let without = "\u{feff}A,https://a.example/\n";
+        assert_eq!(
+            parse(without, Format::Csv).unwrap(),
+            vec![link("A", "https://a.example/", true)]
+        );
+        let json = "\u{feff}{\"name\":\"A\",\"url\":\"https://a.example/\"}\n";
+        assert_eq!(
+            parse(json, Format::JsonLines).unwrap(),
+            vec![link("A", "https://a.example/", true)]
+        );
     }
 
     #[test]

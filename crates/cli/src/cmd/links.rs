@@ -2,8 +2,9 @@
 
 use crate::output::{or_dash, outln as println, print_json, store, table, CliError, CliResult};
 use crate::settings::Settings;
+use celeriac_core::config::redact_url;
 use celeriac_links::import::{self, Format};
-use celeriac_links::store::NewLink;
+use celeriac_links::store::{LinkResult, NewLink};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,8 +48,8 @@ pub struct AddArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
-    /// Print JSON: name, url, is_active, is_show, not_show_reason, last_status,
-    /// last_checked_at.
+    /// Print JSON: name, url (a password in it redacted), is_active, is_show,
+    /// not_show_reason, last_status, last_checked_at.
     #[arg(long)]
     json: bool,
 }
@@ -117,7 +118,7 @@ pub async fn run(settings: Settings, command: Command) -> CliResult {
             println!(
                 "added {:?} ({}{})",
                 link.name,
-                link.url,
+                redact_url(&link.url),
                 if link.is_active { "" } else { ", inactive" }
             );
         }
@@ -174,7 +175,7 @@ async fn list(store: &celeriac_links::Store, json: bool) -> Result<(), CliError>
             .iter()
             .map(|l| LinkView {
                 name: l.name.clone(),
-                url: l.url.clone(),
+                url: redact_url(&l.url),
                 is_active: l.is_active,
                 is_show: l.is_show,
                 not_show_reason: l.not_show_reason.clone(),
@@ -200,7 +201,7 @@ async fn list(store: &celeriac_links::Store, json: bool) -> Result<(), CliError>
     for l in &links {
         t.add_row(vec![
             l.name.clone(),
-            l.url.clone(),
+            redact_url(&l.url),
             yes_no(l.is_active),
             yes_no(l.is_show),
             or_dash(Some(l.not_show_reason.as_str()).filter(|r| !r.is_empty())),
@@ -256,10 +257,13 @@ async fn results(store: &celeriac_links::Store, a: ResultsArgs) -> Result<(), Cl
             None => "no check runs yet (enqueue one with `celeriac enqueue links.check`)".into(),
         })));
     };
-    let results = store
+    let results: Vec<LinkResult> = store
         .results(run.id, a.problems)
         .await
-        .map_err(store_error)?;
+        .map_err(store_error)?
+        .into_iter()
+        .map(redacted)
+        .collect();
     if a.json {
         return print_json(&serde_json::json!({ "run": run, "results": results }));
     }
@@ -298,6 +302,18 @@ async fn results(store: &celeriac_links::Store, a: ResultsArgs) -> Result<(), Cl
     }
     println!("{t}");
     Ok(())
+}
+
+/// `r` with the password of its URLs redacted, in the error text too (which may quote them).
+fn redacted(mut r: LinkResult) -> LinkResult {
+    if let Some(error) = &mut r.error {
+        for url in [Some(&r.url), r.final_url.as_ref()].into_iter().flatten() {
+            *error = error.replace(url.as_str(), &redact_url(url));
+        }
+    }
+    r.url = redact_url(&r.url);
+    r.final_url = r.final_url.as_deref().map(redact_url);
+    r
 }
 
 fn yes_no(b: bool) -> String {

@@ -2,7 +2,9 @@
 
 use super::{now_ms, rfc3339, Backend, Store};
 use crate::error::{Error, Result};
+use celeriac_core::config::redact_url;
 use celeriac_db::sqlx;
+use celeriac_http::reqwest::Url;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -53,7 +55,8 @@ pub struct NewLink {
 }
 
 impl NewLink {
-    /// Check the name and URL; the error names the field and what is expected.
+    /// Check the name and URL; the error names the field, the problem and what is expected
+    /// (the URL's password redacted).
     pub fn validate(&self) -> Result<()> {
         let name = self.name.trim();
         if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
@@ -62,25 +65,42 @@ impl NewLink {
                 self.name
             )));
         }
-        let lower = self.url.to_ascii_lowercase();
-        let host_part = lower
-            .strip_prefix("https://")
-            .or_else(|| lower.strip_prefix("http://"))
-            .unwrap_or("");
-        if host_part.is_empty()
-            || host_part.starts_with('/')
-            || self.url.len() > MAX_URL_LEN
-            || self
-                .url
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-        {
+        if let Some(problem) = url_problem(&self.url) {
             return Err(Error::Invalid(format!(
-                "url {:?} (link {:?}): expected an absolute http:// or https:// URL of at most {MAX_URL_LEN} characters",
-                self.url, self.name
+                "url {:?} (link {:?}): {problem}; expected an absolute http:// or https:// URL of at most {MAX_URL_LEN} bytes",
+                redact_url(&self.url),
+                self.name
             )));
         }
         Ok(())
+    }
+}
+
+/// What is wrong with `url` as a link's address, if anything: the parser's own words for a
+/// URL it cannot read (a port out of range, a character no host may hold, an unclosed IPv6
+/// bracket), so that what is stored is what a check can fetch.
+fn url_problem(url: &str) -> Option<String> {
+    if url.len() > MAX_URL_LEN {
+        return Some(format!("longer than {MAX_URL_LEN} bytes"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("it contains spaces or control characters".into());
+    }
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
+        return Some("not an http:// or https:// URL".into());
+    };
+    // The parser reads `https:///path` as the host `path`: refuse a missing host here.
+    if rest.is_empty() || rest.starts_with('/') {
+        return Some("no host".into());
+    }
+    match Url::parse(url) {
+        Err(e) => Some(format!("it cannot be parsed: {e}")),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("no host".into()),
+        Ok(_) => None,
     }
 }
 
@@ -342,6 +362,41 @@ mod tests {
                 is_active: true,
             };
             assert!(l.validate().is_err(), "{name:?} {url:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn unparsable_urls_are_refused_naming_the_problem() {
+        for (url, problem) in [
+            ("http://x.example:99999/", "invalid port number"),
+            ("http://exa%mple/", "invalid international domain name"),
+            ("http://[::1/", "invalid IPv6 address"),
+            (
+                "https://user:s3cret@exa%mple/",
+                "invalid international domain name",
+            ),
+        ] {
+            let l = NewLink {
+                name: "x".into(),
+                url: url.into(),
+                is_active: true,
+            };
+            let e = l.validate().unwrap_err().to_string();
+            assert!(e.contains(problem), "{url}: {e}");
+            assert!(!e.contains("s3cret"), "the password is redacted: {e}");
+        }
+        for url in [
+            "http://x.example:8080/",
+            "http://[::1]:80/",
+            "https://user:pass@x.example/",
+            "https://例子.测试/友情链接",
+        ] {
+            let l = NewLink {
+                name: "x".into(),
+                url: url.into(),
+                is_active: true,
+            };
+            assert!(l.validate().is_ok(), "{url}: {:?}", l.validate());
         }
     }
 }

@@ -10,9 +10,10 @@ use sqlx::{AssertSqlSafe, Row};
 /// A run's counts: what the job returns, as the seed job defined it, and more.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RunCounts {
-    /// Active links (whitelisted ones included).
+    /// Active links that are not whitelisted (whitelisted links are counted in `whitelisted`
+    /// only), as the job this one replaces counted them.
     pub active_num: i64,
-    /// Links checked.
+    /// Links checked (all of `active_num` once a run has finished).
     pub checked: i64,
     /// Checks that passed.
     pub ok: i64,
@@ -20,7 +21,7 @@ pub struct RunCounts {
     pub failed: i64,
     /// Links hidden by this run.
     pub to_not_show: i64,
-    /// Links shown again by this run.
+    /// Links shown again by this run (whitelisted hidden links included).
     pub to_show: i64,
     /// Active links skipped because they are whitelisted.
     pub whitelisted: i64,
