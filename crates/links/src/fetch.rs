@@ -508,12 +508,19 @@ impl Fetcher {
     }
 }
 
-fn location(base: &Url, response: &reqwest::Response) -> Option<Result<Url, String>> {
+/// Why a redirect's `Location` cannot be followed.
+#[derive(Debug, thiserror::Error)]
+enum BadLocation {
+    #[error("Location is not text")]
+    NotText,
+    #[error("{0}")]
+    Unparsable(#[from] url::ParseError),
+}
+
+fn location(base: &Url, response: &reqwest::Response) -> Option<Result<Url, BadLocation>> {
     let value = response.headers().get(reqwest::header::LOCATION)?;
-    Some(
-        value
-            .to_str()
-            .map_err(|_| "Location is not text".to_string())
-            .and_then(|v| base.join(v).map_err(|e| e.to_string())),
-    )
+    Some(match value.to_str() {
+        Ok(v) => base.join(v).map_err(BadLocation::from),
+        Err(_) => Err(BadLocation::NotText),
+    })
 }
