@@ -71,14 +71,20 @@ mod tests {
 
     #[test]
     fn answers_are_runs_of_exactly_the_length() {
-        assert_eq!(answer("my code: 123456!", 6), Answer::Codes(vec!["123456".into()]));
+        assert_eq!(
+            answer("my code: 123456!", 6),
+            Answer::Codes(vec!["123456".into()])
+        );
         assert_eq!(answer("1234567 and 12345", 6), Answer::None);
         assert_eq!(
             answer("(10001) 欢迎…验证码是：654321", 6),
             Answer::Codes(vec!["654321".into()])
         );
         assert_eq!(answer("111111 222222 333333 444444", 6), Answer::TooMany);
-        assert_eq!(answer("111111 111111", 6), Answer::Codes(vec!["111111".into()]));
+        assert_eq!(
+            answer("111111 111111", 6),
+            Answer::Codes(vec!["111111".into()])
+        );
         assert!(!looks_like_answer("hello", 6));
     }
 }

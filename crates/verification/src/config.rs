@@ -217,7 +217,8 @@ impl VerificationConfig {
         if !(1..=100).contains(&self.action_attempts) {
             return bad("action_attempts", "must be 1 to 100".into());
         }
-        if self.action_lease < Duration::from_secs(1) || self.action_lease > Duration::from_secs(3600)
+        if self.action_lease < Duration::from_secs(1)
+            || self.action_lease > Duration::from_secs(3600)
         {
             return bad("action_lease", "must be 1s to 1h".into());
         }

@@ -83,7 +83,9 @@ async fn run(context: &Context, payload: Value) -> Result<Value> {
             drained.skipped += d.skipped;
         }
     }
-    Ok(json!({ "event": what, "groups": groups, "actions_done": drained.done, "actions_failed": drained.failed }))
+    Ok(
+        json!({ "event": what, "groups": groups, "actions_done": drained.done, "actions_failed": drained.failed }),
+    )
 }
 
 /// Local date and time of `ms` in the configured zone, as members read it.
@@ -98,7 +100,11 @@ pub(crate) fn local_time(context: &Context, ms: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn join(context: &Context, store: &Store, e: &GroupChange<IncreaseKind>) -> Result<&'static str> {
+async fn join(
+    context: &Context,
+    store: &Store,
+    e: &GroupChange<IncreaseKind>,
+) -> Result<&'static str> {
     let config = &context.config;
     let now = context.clock.now_ms();
     let joined_at = e.time.saturating_mul(1000);
@@ -140,7 +146,10 @@ async fn join(context: &Context, store: &Store, e: &GroupChange<IncreaseKind>) -
             }),
         });
     }
-    let deadline = local_time(context, joined_at + config.time_to_kick().as_millis() as i64);
+    let deadline = local_time(
+        context,
+        joined_at + config.time_to_kick().as_millis() as i64,
+    );
     let message = config.template(TemplateKind::Welcome).render(
         &[e.user_id],
         &[
@@ -151,7 +160,13 @@ async fn join(context: &Context, store: &Store, e: &GroupChange<IncreaseKind>) -
             ("reminders", config.reminders.to_string()),
         ],
     );
-    actions.push(group_message(e.self_id, e.group_id, Some((e.user_id, round)), Purpose::Welcome, &message));
+    actions.push(group_message(
+        e.self_id,
+        e.group_id,
+        Some((e.user_id, round)),
+        Purpose::Welcome,
+        &message,
+    ));
     store.insert_actions(&mut tx, &actions, now).await?;
     tx.commit().await?;
     Ok("joined")
@@ -203,7 +218,10 @@ async fn close(
     let config = &context.config;
     let now = context.clock.now_ms();
     let mut tx = store.begin().await?;
-    if !store.transition(&mut tx, member, Status::Pending, to, detail, now).await? {
+    if !store
+        .transition(&mut tx, member, Status::Pending, to, detail, now)
+        .await?
+    {
         tx.commit().await?;
         return Ok(false);
     }
@@ -228,7 +246,13 @@ async fn close(
                 ("group", member.group_id.to_string()),
             ],
         );
-        actions.push(group_message(member.bot_id, member.group_id, who, purpose, &message));
+        actions.push(group_message(
+            member.bot_id,
+            member.group_id,
+            who,
+            purpose,
+            &message,
+        ));
     }
     actions.extend(recall(member));
     store.insert_actions(&mut tx, &actions, now).await?;
@@ -257,7 +281,16 @@ async fn answer(
     if !right.is_empty() {
         for m in &right {
             let kind = Some((Purpose::Verified, TemplateKind::Verified));
-            if close(context, store, m, Status::Verified, "answered the code", kind).await? {
+            if close(
+                context,
+                store,
+                m,
+                Status::Verified,
+                "answered the code",
+                kind,
+            )
+            .await?
+            {
                 groups.push(m.group_id);
             }
         }
@@ -308,14 +341,20 @@ async fn lift_ban(context: &Context, store: &Store, e: &GroupBan) -> Result<&'st
     }
     let detail = format!("mute lifted by {}", e.operator_id.unwrap_or_default());
     let kind = Some((Purpose::Approved, TemplateKind::Approved));
-    Ok(if close(context, store, &m, Status::Approved, &detail, kind).await? {
-        "approved"
-    } else {
-        "ignored"
-    })
+    Ok(
+        if close(context, store, &m, Status::Approved, &detail, kind).await? {
+            "approved"
+        } else {
+            "ignored"
+        },
+    )
 }
 
-async fn decrease(context: &Context, store: &Store, e: &GroupChange<DecreaseKind>) -> Result<&'static str> {
+async fn decrease(
+    context: &Context,
+    store: &Store,
+    e: &GroupChange<DecreaseKind>,
+) -> Result<&'static str> {
     if e.sub_type == DecreaseKind::KickMe {
         let pending = store
             .list(&MemberFilter {
@@ -329,7 +368,16 @@ async fn decrease(context: &Context, store: &Store, e: &GroupChange<DecreaseKind
         let mut tx = store.begin().await?;
         for m in &pending {
             let detail = "the bot was removed from the group";
-            store.transition(&mut tx, m, Status::Pending, Status::Unmanageable, detail, now).await?;
+            store
+                .transition(
+                    &mut tx,
+                    m,
+                    Status::Pending,
+                    Status::Unmanageable,
+                    detail,
+                    now,
+                )
+                .await?;
         }
         tx.commit().await?;
         return Ok("bot removed");
@@ -342,7 +390,10 @@ async fn decrease(context: &Context, store: &Store, e: &GroupChange<DecreaseKind
     }
     let (to, detail) = match (e.sub_type, e.operator_id) {
         (DecreaseKind::Kick, Some(op)) if op == e.self_id => return Ok("ignored"),
-        (DecreaseKind::Kick, op) => (Status::Removed, format!("kicked by {}", op.unwrap_or_default())),
+        (DecreaseKind::Kick, op) => (
+            Status::Removed,
+            format!("kicked by {}", op.unwrap_or_default()),
+        ),
         _ => (Status::Left, "left the group".to_string()),
     };
     Ok(if close(context, store, &m, to, &detail, None).await? {

@@ -56,8 +56,11 @@ mod tests {
 
     #[test]
     fn the_id_ignores_formatting_and_key_order() {
-        let a: Value = serde_json::from_str(r#"{"post_type":"notice","time":1,"user_id":5}"#).unwrap();
-        let b: Value = serde_json::from_str("{ \"user_id\": 5, \"time\": 1,\n \"post_type\": \"notice\" }").unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"post_type":"notice","time":1,"user_id":5}"#).unwrap();
+        let b: Value =
+            serde_json::from_str("{ \"user_id\": 5, \"time\": 1,\n \"post_type\": \"notice\" }")
+                .unwrap();
         assert_eq!(event_job_id(&a), event_job_id(&b));
         let c = json!({"post_type": "notice", "time": 2, "user_id": 5});
         assert_ne!(event_job_id(&a), event_job_id(&c));
@@ -72,24 +75,32 @@ mod tests {
             ..VerificationConfig::default()
         };
         let join = |group: i64, user: i64| {
-            event(json!({"post_type": "notice", "notice_type": "group_increase", "sub_type": "approve",
-                "time": 1, "self_id": 10000, "group_id": group, "user_id": user, "operator_id": 0}))
+            event(
+                json!({"post_type": "notice", "notice_type": "group_increase", "sub_type": "approve",
+                "time": 1, "self_id": 10000, "group_id": group, "user_id": user, "operator_id": 0}),
+            )
         };
         assert!(wants(&join(100, 1001), &config));
         assert!(!wants(&join(200, 1001), &config), "an uncovered group");
         assert!(!wants(&join(100, 10000), &config), "the bot itself joining");
         let private = |text: &str| {
-            event(json!({"post_type": "message", "message_type": "private", "sub_type": "group",
-                "time": 1, "self_id": 10000, "message_id": 1, "user_id": 1001, "message": text}))
+            event(
+                json!({"post_type": "message", "message_type": "private", "sub_type": "group",
+                "time": 1, "self_id": 10000, "message_id": 1, "user_id": 1001, "message": text}),
+            )
         };
         assert!(wants(&private("my code is 123456"), &config));
         assert!(!wants(&private("hello"), &config));
-        let heartbeat = event(json!({"post_type": "meta_event", "meta_event_type": "heartbeat",
-            "time": 1, "self_id": 10000, "interval": 5000}));
+        let heartbeat = event(
+            json!({"post_type": "meta_event", "meta_event_type": "heartbeat",
+            "time": 1, "self_id": 10000, "interval": 5000}),
+        );
         assert!(!wants(&heartbeat, &config));
         let lift = |op: i64| {
-            event(json!({"post_type": "notice", "notice_type": "group_ban", "sub_type": "lift_ban",
-                "time": 1, "self_id": 10000, "group_id": 100, "user_id": 1001, "operator_id": op, "duration": 0}))
+            event(
+                json!({"post_type": "notice", "notice_type": "group_ban", "sub_type": "lift_ban",
+                "time": 1, "self_id": 10000, "group_id": 100, "user_id": 1001, "operator_id": op, "duration": 0}),
+            )
         };
         assert!(wants(&lift(2001), &config));
         assert!(!wants(&lift(10000), &config), "our own unmute");

@@ -137,11 +137,26 @@ async fn perform(
     match error.class() {
         ErrorClass::Gone => {
             store
-                .finish_action(action.id, until, ActionState::Skipped, None, Some(text), now)
+                .finish_action(
+                    action.id,
+                    until,
+                    ActionState::Skipped,
+                    None,
+                    Some(text),
+                    now,
+                )
                 .await?;
             drained.skipped += 1;
             if matches!(action.purpose, Purpose::Mute | Purpose::Kick) {
-                if let Some(user) = close_member(store, action, Status::Left, "had already left the group", now).await? {
+                if let Some(user) = close_member(
+                    store,
+                    action,
+                    Status::Left,
+                    "had already left the group",
+                    now,
+                )
+                .await?
+                {
                     drained.gone.push(user);
                 }
             }
@@ -150,14 +165,23 @@ async fn perform(
         ErrorClass::Permanent => {
             warn!(group = action.group_id, action = %action.action, purpose = action.purpose.as_str(), error = %text, "OneBot action failed for good");
             store
-                .finish_action(action.id, until, ActionState::Failed, None, Some(text.clone()), now)
+                .finish_action(
+                    action.id,
+                    until,
+                    ActionState::Failed,
+                    None,
+                    Some(text.clone()),
+                    now,
+                )
                 .await?;
             drained.failed += 1;
             if matches!(error, celeriac_onebot::Error::NotManageable { .. })
                 && matches!(action.purpose, Purpose::Mute | Purpose::Kick)
             {
                 let detail = format!("the bot may not {}: {text}", action.purpose.as_str());
-                if let Some(user) = close_member(store, action, Status::Unmanageable, &detail, now).await? {
+                if let Some(user) =
+                    close_member(store, action, Status::Unmanageable, &detail, now).await?
+                {
                     drained.unmanageable.push(user);
                 }
             }
@@ -165,16 +189,24 @@ async fn perform(
         }
         ErrorClass::RiskControl => {
             let max = context.config.action_attempts as i64 + 1;
-            store.release_action(action.id, until, &text, max, now).await?;
+            store
+                .release_action(action.id, until, &text, max, now)
+                .await?;
             let wait = error
                 .retry_after()
                 .unwrap_or(context.onebot.breaker_open_for);
-            info!(group = action.group_id, "OneBot paused by risk control; the group's actions wait");
+            info!(
+                group = action.group_id,
+                "OneBot paused by risk control; the group's actions wait"
+            );
             Err(Error::Paused(wait))
         }
         ErrorClass::Transient => {
             let max = context.config.action_attempts as i64;
-            match store.release_action(action.id, until, &text, max, now).await? {
+            match store
+                .release_action(action.id, until, &text, max, now)
+                .await?
+            {
                 ActionState::Failed => {
                     warn!(group = action.group_id, action = %action.action, error = %text, "OneBot action given up after {max} tries");
                     drained.failed += 1;

@@ -66,7 +66,8 @@ impl QuietHours {
             return 0;
         }
         let left = (self.end + 24 * 60 - minute) % (24 * 60);
-        let into_minute = i64::from(local.second()) * 1000 + i64::from(local.nanosecond() / 1_000_000);
+        let into_minute =
+            i64::from(local.second()) * 1000 + i64::from(local.nanosecond() / 1_000_000);
         i64::from(left) * 60_000 - into_minute
     }
 }

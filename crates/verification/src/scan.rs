@@ -53,7 +53,11 @@ pub(crate) async fn scan(context: &Context, payload: ScanVerification, job: Job)
     }
 }
 
-async fn enqueue_groups(context: &Context, payload: ScanVerification, job: &Job) -> Result<Vec<i64>> {
+async fn enqueue_groups(
+    context: &Context,
+    payload: ScanVerification,
+    job: &Job,
+) -> Result<Vec<i64>> {
     let groups = match payload.group {
         Some(group) => vec![group],
         None => {
@@ -125,7 +129,10 @@ pub(crate) async fn group(context: &Context, payload: ScanGroup, job: Job) -> Ou
     let held = match Exclusive::try_acquire(&context.broker, &lock, &job, GROUP_LOCK_TTL).await {
         Ok(Some(held)) => held,
         Ok(None) => {
-            info!(group = payload.group, "another run of this group holds its lock; waiting");
+            info!(
+                group = payload.group,
+                "another run of this group holds its lock; waiting"
+            );
             return Outcome::Snooze(WAIT_FOR_GROUP);
         }
         Err(e) => return crate::Error::from(e).into(),
@@ -220,15 +227,31 @@ async fn decide(
                 ],
             );
         }
-        actions.push(group_message(first.bot_id, group, None, Purpose::Remind, &message));
+        actions.push(group_message(
+            first.bot_id,
+            group,
+            None,
+            Purpose::Remind,
+            &message,
+        ));
     }
     if let Some(first) = kicked.first() {
         let users: Vec<i64> = kicked.iter().map(|m| m.user_id).collect();
-        let list = users.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let list = users
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         let message = config
             .template(TemplateKind::KickNotice)
             .render(&users, &[("users", list), ("group", group.to_string())]);
-        actions.push(group_message(first.bot_id, group, None, Purpose::KickNotice, &message));
+        actions.push(group_message(
+            first.bot_id,
+            group,
+            None,
+            Purpose::KickNotice,
+            &message,
+        ));
         for m in &kicked {
             actions.push(NewAction {
                 bot_id: m.bot_id,
@@ -295,10 +318,7 @@ async fn report(context: &Context, store: &Store, summary: &GroupSummary) -> Res
         &[
             ("group", summary.group.to_string()),
             ("reminded", summary.reminded.len().to_string()),
-            (
-                "kicked",
-                kicked_out(summary).to_string(),
-            ),
+            ("kicked", kicked_out(summary).to_string()),
             ("unmanageable", summary.unmanageable.len().to_string()),
             ("pending", pending.to_string()),
         ],

@@ -110,7 +110,11 @@ fn parse_word<T: Copy>(
         .ok_or_else(|| UnknownWord {
             word: s.to_string(),
             what,
-            expected: all.iter().map(|v| as_str(*v)).collect::<Vec<_>>().join(", "),
+            expected: all
+                .iter()
+                .map(|v| as_str(*v))
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }
 

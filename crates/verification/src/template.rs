@@ -157,7 +157,12 @@ impl Template {
 
     /// Append this template to `message`: `{at}` mentions each of `at`, each placeholder is
     /// the value `vars` gives it (empty when it gives none).
-    pub fn render_into(&self, mut message: Message, at: &[i64], vars: &[(&str, String)]) -> Message {
+    pub fn render_into(
+        &self,
+        mut message: Message,
+        at: &[i64],
+        vars: &[(&str, String)],
+    ) -> Message {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => message = message.push_text(t.clone()),
@@ -195,7 +200,8 @@ mod tests {
 
     #[test]
     fn placeholders_render_and_at_is_a_mention() {
-        let t = Template::parse(TemplateKind::Verified, "{at}({user}) ok in {group} {{x}}").unwrap();
+        let t =
+            Template::parse(TemplateKind::Verified, "{at}({user}) ok in {group} {{x}}").unwrap();
         let m = t.render(&[42], &[("user", "42".into()), ("group", "7".into())]);
         assert_eq!(m.segments()[0], Segment::At { qq: "42".into() });
         assert_eq!(m.plain_text(), "(42) ok in 7 {x}");

@@ -28,11 +28,17 @@ async fn a_join_mutes_and_welcomes_once(db: &str) {
     assert_eq!(m.status, Status::Pending);
     assert_eq!(m.warnings_left, 2);
     assert_eq!(m.due_at, START + 4 * HOUR);
-    assert_eq!(w.fake.member(GROUP, 1001).unwrap().muted_for, 30 * 24 * 3600);
+    assert_eq!(
+        w.fake.member(GROUP, 1001).unwrap().muted_for,
+        30 * 24 * 3600
+    );
     let welcome = w.group_texts(GROUP);
     assert_eq!(welcome.len(), 1);
     assert!(welcome[0].contains(&m.code), "{welcome:?}");
-    assert!(m.welcome_message_id.is_some(), "the welcome's id is kept to recall it");
+    assert!(
+        m.welcome_message_id.is_some(),
+        "the welcome's id is kept to recall it"
+    );
     // The same event again (a duplicate delivery or a retried job): nothing new.
     let again = join_event(BOT, GROUP, 1001, START / 1000);
     assert!(is_done(&w.event(again).await));
@@ -67,7 +73,11 @@ async fn a_wrong_code_is_counted_and_answered(db: &str) {
     let w = World::new(db).await;
     w.join(GROUP, 1001).await;
     let m = w.member(GROUP, 1001).await;
-    let wrong = if m.code == "111111" { "222222" } else { "111111" };
+    let wrong = if m.code == "111111" {
+        "222222"
+    } else {
+        "111111"
+    };
     w.event(private_event(1001, wrong)).await;
     assert_eq!(w.member(GROUP, 1001).await.wrong_answers, 1);
     let hints = w.private_texts(1001);
@@ -97,7 +107,10 @@ async fn scans_remind_then_kick_and_report(db: &str) {
     assert_eq!(summary["reminded"], json!([1001, 1002]));
     let texts = w.group_texts(GROUP);
     assert_eq!(texts.len(), 3);
-    assert!(texts[2].contains(&code) && texts[2].contains("1/2"), "{texts:?}");
+    assert!(
+        texts[2].contains(&code) && texts[2].contains("1/2"),
+        "{texts:?}"
+    );
     assert_eq!(w.member(GROUP, 1001).await.warnings_left, 1);
     // Run again at the same time: nothing is due twice.
     w.scan_group(GROUP).await;
@@ -121,11 +134,18 @@ async fn scans_remind_then_kick_and_report(db: &str) {
         "kicks are paced by onebot.kick_interval"
     );
     let report = w.private_texts(REPORT_TO);
-    assert_eq!(report.len(), 3, "one report per scan that did something: {report:?}");
+    assert_eq!(
+        report.len(),
+        3,
+        "one report per scan that did something: {report:?}"
+    );
     assert!(report[0].contains("提醒 2 人"), "{report:?}");
     assert!(report[2].contains("移出 2 人"), "{report:?}");
     // The notice came before the kicks, the welcomes were recalled.
-    assert!(w.group_texts(GROUP).iter().any(|t| t.contains("即将被移出群聊")));
+    assert!(w
+        .group_texts(GROUP)
+        .iter()
+        .any(|t| t.contains("即将被移出群聊")));
 }
 
 async fn quiet_hours_hold_reminders_and_kicks(db: &str) {
@@ -163,7 +183,10 @@ async fn leaving_and_approval_close_the_member(db: &str) {
     let m = w.member(GROUP, 1003).await;
     assert_eq!(m.status, Status::Approved);
     assert!(m.detail.contains(&ADMIN.to_string()));
-    assert!(w.group_texts(GROUP).iter().any(|t| t.contains("视为验证通过")));
+    assert!(w
+        .group_texts(GROUP)
+        .iter()
+        .any(|t| t.contains("视为验证通过")));
     w.clock.set(START + 13 * HOUR);
     w.scan_group(GROUP).await;
     assert!(w.fake.calls_of("set_group_kick").is_empty());
@@ -198,7 +221,10 @@ async fn a_failed_kick_resumes_without_repeating(db: &str) {
     let out = w.scan_group(GROUP).await;
     assert!(matches!(out, Outcome::Retry(_)), "{out:?}");
     assert_eq!(w.member(GROUP, 1001).await.status, Status::Kicked);
-    assert!(w.fake.is_member(GROUP, 1001), "the kick did not get through");
+    assert!(
+        w.fake.is_member(GROUP, 1001),
+        "the kick did not get through"
+    );
     // The retry (or the next scan) performs what is left, and only that.
     let out = w.scan_group(GROUP).await;
     assert!(is_done(&out), "{out:?}");

@@ -248,11 +248,10 @@ impl Store {
 
     /// Actions by state.
     pub async fn action_counts(&self) -> Result<ActionCounts> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*) FROM verification_actions GROUP BY state",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM verification_actions GROUP BY state")
+                .fetch_all(self.pool())
+                .await?;
         let mut by_state: BTreeMap<&'static str, i64> =
             ActionState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
         for (state, n) in rows {

@@ -89,9 +89,10 @@ impl World {
 
     /// A world with `config` and a fake requiring `token` (sent by the client too).
     pub async fn with(db: &str, config: VerificationConfig, token: Option<&str>) -> World {
-        let mut builder = FakeOneBot::builder()
-            .self_id(BOT)
-            .group(GROUP, Role::Admin, &[(ADMIN, Role::Admin)]);
+        let mut builder =
+            FakeOneBot::builder()
+                .self_id(BOT)
+                .group(GROUP, Role::Admin, &[(ADMIN, Role::Admin)]);
         if let Some(t) = token {
             builder = builder.token(t);
         }
@@ -100,7 +101,12 @@ impl World {
         Self::build(db, config, onebot, fake).await
     }
 
-    pub async fn build(db: &str, config: VerificationConfig, onebot: OneBotConfig, fake: FakeOneBot) -> World {
+    pub async fn build(
+        db: &str,
+        config: VerificationConfig,
+        onebot: OneBotConfig,
+        fake: FakeOneBot,
+    ) -> World {
         let keyspace = Keyspace::new(&test_redis_url());
         let db = TestDb::of(db);
         let broker = Broker::connect(keyspace.url(), keyspace.prefix())
@@ -112,7 +118,10 @@ impl World {
         };
         let producer = Producer::with_broker(broker.clone(), &core);
         let clock = Arc::new(ManualClock::new(START));
-        let lazy = Arc::new(LazyDb::new(db.url.clone(), vec![celeriac_verification::MIGRATIONS]));
+        let lazy = Arc::new(LazyDb::new(
+            db.url.clone(),
+            vec![celeriac_verification::MIGRATIONS],
+        ));
         let context = Arc::new(
             Context::new(lazy, broker.clone(), producer.clone(), config, onebot)
                 .with_clock(clock.clone()),
@@ -143,7 +152,11 @@ impl World {
     }
 
     pub async fn run_as(&self, id: &str, kind: &str, payload: Value) -> Outcome {
-        TestJob::new(kind, payload).id(id).run(&self.registry).await.outcome
+        TestJob::new(kind, payload)
+            .id(id)
+            .run(&self.registry)
+            .await
+            .outcome
     }
 
     /// Deliver an event as the receiver would (the payload is the event).
@@ -154,7 +167,8 @@ impl World {
     /// A member joins `group` at the clock's time (the fake learns them first).
     pub async fn join(&self, group: i64, user: i64) -> Outcome {
         self.fake.add_member(group, user, Role::Member);
-        self.event(join_event(BOT, group, user, self.clock_secs())).await
+        self.event(join_event(BOT, group, user, self.clock_secs()))
+            .await
     }
 
     pub fn clock_secs(&self) -> i64 {
@@ -164,7 +178,8 @@ impl World {
 
     /// One group's scan, now.
     pub async fn scan_group(&self, group: i64) -> Outcome {
-        self.run("verification.group", json!({ "group": group })).await
+        self.run("verification.group", json!({ "group": group }))
+            .await
     }
 
     /// The texts of the group messages sent to `group`.
