@@ -25,6 +25,8 @@ use std::time::Duration;
 pub const BOT: i64 = 10000;
 /// The verified group (the bot is an admin there).
 pub const GROUP: i64 = 100;
+/// Another group where the bot is an admin.
+pub const OTHER_GROUP: i64 = 200;
 /// An admin of the group (the bot may not kick them).
 pub const ADMIN: i64 = 2001;
 /// Who gets the scan reports.
@@ -89,10 +91,10 @@ impl World {
 
     /// A world with `config` and a fake requiring `token` (sent by the client too).
     pub async fn with(db: &str, config: VerificationConfig, token: Option<&str>) -> World {
-        let mut builder =
-            FakeOneBot::builder()
-                .self_id(BOT)
-                .group(GROUP, Role::Admin, &[(ADMIN, Role::Admin)]);
+        let mut builder = FakeOneBot::builder()
+            .self_id(BOT)
+            .group(GROUP, Role::Admin, &[(ADMIN, Role::Admin)])
+            .group(OTHER_GROUP, Role::Admin, &[]);
         if let Some(t) = token {
             builder = builder.token(t);
         }
