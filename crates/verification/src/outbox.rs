@@ -52,8 +52,9 @@ pub fn waits_for_quiet_end(purpose: Purpose) -> bool {
     )
 }
 
-/// Perform the open actions of `group`, in order. `quiet`: leave the scan's actions for later.
-/// Stops early (returns `Ok`) when another drain holds the group's next action.
+/// Perform the open actions of `group`, in order, until none is left. `quiet`: leave the
+/// scan's actions for later. Stops early (returns `Ok`) when another drain holds the group's
+/// next action: that drain reads again after it, so it performs what this one leaves.
 pub async fn drain(context: &Context, store: &Store, group: i64, quiet: bool) -> Result<Drained> {
     let mut drained = Drained::default();
     let mut after = 0;
@@ -63,7 +64,7 @@ pub async fn drain(context: &Context, store: &Store, group: i64, quiet: bool) ->
         if page.is_empty() {
             return Ok(drained);
         }
-        let full = page.len() as i64 >= PAGE;
+        let mut performed = false;
         for action in page {
             if quiet && waits_for_quiet_end(action.purpose) {
                 after += 1;
@@ -72,8 +73,11 @@ pub async fn drain(context: &Context, store: &Store, group: i64, quiet: bool) ->
             if !perform(context, store, &action, &mut drained).await? {
                 return Ok(drained);
             }
+            performed = true;
         }
-        if !full {
+        // Read again: actions decided meanwhile by another job of the group (whose drain
+        // stopped at the action this one held) are this drain's to perform.
+        if !performed {
             return Ok(drained);
         }
     }
