@@ -92,7 +92,12 @@ impl Bench {
             }
         }
         let wall = started.elapsed();
-        anyhow::ensure!(failures.is_empty(), "{} jobs failed, e.g. {:?}", failures.len(), failures[0]);
+        anyhow::ensure!(
+            failures.is_empty(),
+            "{} jobs failed, e.g. {:?}",
+            failures.len(),
+            failures[0]
+        );
         Ok((wall, self.fake.calls().len() - calls))
     }
 }
@@ -137,14 +142,23 @@ async fn main() -> Result<()> {
         ..OneBotConfig::default()
     };
     let clock = Arc::new(ManualClock::new(START_MS));
-    let db = Arc::new(LazyDb::new(database_url.clone(), vec![celeriac_verification::MIGRATIONS]));
+    let db = Arc::new(LazyDb::new(
+        database_url.clone(),
+        vec![celeriac_verification::MIGRATIONS],
+    ));
     let config = VerificationConfig {
         admins: vec![9001],
         ..VerificationConfig::default()
     };
     let context = Arc::new(
-        Context::new(db, broker.clone(), Producer::with_broker(broker, &core), config, onebot)
-            .with_clock(clock.clone()),
+        Context::new(
+            db,
+            broker.clone(),
+            Producer::with_broker(broker, &core),
+            config,
+            onebot,
+        )
+        .with_clock(clock.clone()),
     );
     let mut registry = Registry::new();
     celeriac_verification::register(&mut registry, context.clone());
@@ -161,24 +175,54 @@ async fn main() -> Result<()> {
     let mut phases = Vec::new();
 
     let joins: Vec<Value> = (0..args.members)
-        .map(|i| join(group_of(i, args.groups), 100_000 + i as i64, START_MS / 1000))
+        .map(|i| {
+            join(
+                group_of(i, args.groups),
+                100_000 + i as i64,
+                START_MS / 1000,
+            )
+        })
         .collect();
     let (wall, calls) = bench.run("verification.event", joins).await?;
-    phases.push(Phase { name: "joins (mute + welcome)", jobs: args.members, items: args.members, wall, calls });
+    phases.push(Phase {
+        name: "joins (mute + welcome)",
+        jobs: args.members,
+        items: args.members,
+        wall,
+        calls,
+    });
 
     bench.clock.set(START_MS + 4 * HOUR_MS);
     let (wall, calls) = bench.run("verification.group", groups.clone()).await?;
-    phases.push(Phase { name: "reminders (one message per group)", jobs: args.groups, items: args.members, wall, calls });
+    phases.push(Phase {
+        name: "reminders (one message per group)",
+        jobs: args.groups,
+        items: args.members,
+        wall,
+        calls,
+    });
 
     // The second reminder is due at +8 h; run it, then the kicks at +12 h.
     bench.clock.set(START_MS + 8 * HOUR_MS);
     bench.run("verification.group", groups.clone()).await?;
     bench.clock.set(START_MS + 12 * HOUR_MS);
     let (wall, calls) = bench.run("verification.group", groups.clone()).await?;
-    phases.push(Phase { name: "kicks (notice, kick, recall, report)", jobs: args.groups, items: args.members, wall, calls });
+    phases.push(Phase {
+        name: "kicks (notice, kick, recall, report)",
+        jobs: args.groups,
+        items: args.members,
+        wall,
+        calls,
+    });
 
     let second: Vec<Value> = (args.members..2 * args.members)
-        .map(|i| join(group_of(i, args.groups), 100_000 + i as i64, START_MS / 1000 + 12 * 3600))
+        .map(|i| {
+            join(
+                group_of(i, args.groups),
+                100_000 + i as i64,
+                START_MS / 1000 + 12 * 3600,
+            )
+        })
         .collect();
     bench.run("verification.event", second).await?;
     let store = bench.context.store().await?;
@@ -189,12 +233,20 @@ async fn main() -> Result<()> {
             .member(group_of(i, args.groups), user)
             .await?
             .context("a joined member")?;
-        answers.push(json!({"post_type": "message", "message_type": "private", "sub_type": "group",
+        answers.push(
+            json!({"post_type": "message", "message_type": "private", "sub_type": "group",
             "time": START_MS / 1000, "self_id": BOT, "message_id": i, "user_id": user,
-            "message": format!("my code is {}", m.code), "raw_message": ""}));
+            "message": format!("my code is {}", m.code), "raw_message": ""}),
+        );
     }
     let (wall, calls) = bench.run("verification.event", answers).await?;
-    phases.push(Phase { name: "answers (verify, unmute, message, recall)", jobs: args.members, items: args.members, wall, calls });
+    phases.push(Phase {
+        name: "answers (verify, unmute, message, recall)",
+        jobs: args.members,
+        items: args.members,
+        wall,
+        calls,
+    });
 
     println!(
         "| phase ({} members in {} groups, {} jobs at once, pacing off) | jobs | wall | members/s | OneBot calls | calls/s |",
@@ -213,7 +265,10 @@ async fn main() -> Result<()> {
             p.calls as f64 / secs
         );
     }
-    eprintln!("database: {}", celeriac_core::config::redact_url(&database_url));
+    eprintln!(
+        "database: {}",
+        celeriac_core::config::redact_url(&database_url)
+    );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

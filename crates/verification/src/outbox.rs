@@ -90,6 +90,7 @@ async fn perform(
     action: &ActionRow,
     drained: &mut Drained,
 ) -> Result<bool> {
+    let bot = context.bot(action.bot_id)?;
     let now = context.clock.now_ms();
     let until = now + context.config.action_lease.as_millis() as i64;
     if !store.claim_action(action.id, now, until).await? {
@@ -109,7 +110,6 @@ async fn perform(
         drained.failed += 1;
         return Ok(true);
     };
-    let bot = context.bot(action.bot_id)?;
     let answer = bot.call(name, action.params.clone()).await;
     let now = context.clock.now_ms();
     let error = match answer {

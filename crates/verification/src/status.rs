@@ -71,12 +71,12 @@ impl Status {
     /// Whether a member may go from `self` to `next`. A new join (`pending` again) is allowed
     /// from every status: it starts a new round.
     pub fn can_transition_to(self, next: Status) -> bool {
-        match (self, next) {
-            (_, Status::Pending) => true,
-            (Status::Pending, _) => true,
-            (Status::Kicked, Status::Unmanageable | Status::Left) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (_, Status::Pending)
+                | (Status::Pending, _)
+                | (Status::Kicked, Status::Unmanageable | Status::Left)
+        )
     }
 }
 
