@@ -17,6 +17,8 @@ pub struct Configs {
     pub links: celeriac_links::LinksConfig,
     /// `[onebot]`: the OneBot v11 API the domains that talk to QQ share.
     pub onebot: celeriac_onebot::OneBotConfig,
+    /// `[verification]`.
+    pub verification: celeriac_verification::VerificationConfig,
 }
 
 impl Configs {
@@ -25,6 +27,7 @@ impl Configs {
         Ok(Configs {
             links: layers.section()?,
             onebot: layers.section()?,
+            verification: layers.section()?,
         })
     }
 }
@@ -34,6 +37,7 @@ pub fn kinds() -> Vec<String> {
     let mut kinds: Vec<String> = celeriac_worker::kinds::KINDS
         .iter()
         .chain(celeriac_links::KINDS)
+        .chain(celeriac_verification::KINDS)
         .map(|k| k.to_string())
         .collect();
     kinds.sort();
@@ -42,26 +46,54 @@ pub fn kinds() -> Vec<String> {
 
 /// Every domain's migrations (their versions do not overlap).
 pub fn migrations() -> Vec<Migrations> {
-    vec![celeriac_links::MIGRATIONS]
+    vec![
+        celeriac_links::MIGRATIONS,
+        celeriac_verification::MIGRATIONS,
+    ]
 }
 
 /// The periodic jobs the domains ship with, the built-in `[[cron.schedules]]`.
 pub fn default_schedules() -> Vec<ScheduleConfig> {
-    celeriac_links::default_schedules()
+    let mut schedules = celeriac_links::default_schedules();
+    schedules.extend(celeriac_verification::default_schedules());
+    schedules
+}
+
+/// The jobs the domains want for one OneBot event (`celeriac onebot receive`); `event` is the
+/// body as JSON, `parsed` the same event typed. Each job's id is derived from the event, so a
+/// duplicate delivery enqueues nothing new.
+pub fn event_jobs(
+    event: &serde_json::Value,
+    parsed: &celeriac_onebot::Event,
+    configs: &Configs,
+) -> Vec<celeriac_producer::NewJob> {
+    let mut jobs = Vec::new();
+    if celeriac_verification::intake::wants(parsed, &configs.verification) {
+        jobs.push(celeriac_verification::intake::job(event));
+    }
+    jobs
 }
 
 /// What domains share in a worker: Redis, and the database, opened when a job first needs it.
 pub struct Context {
     /// Redis.
     pub broker: Broker,
+    /// Enqueues follow-up jobs (on `broker`, with core's limits).
+    pub producer: celeriac_producer::Producer,
     /// The domain database (nothing is opened until a job needs it).
     pub db: Arc<LazyDb>,
 }
 
 impl Context {
-    /// A context over `broker` and the database at `database_url`; nothing is opened yet.
-    pub fn new(broker: Broker, database_url: &str) -> Context {
+    /// A context over `broker` (with core's settings `core`) and the database at
+    /// `database_url`; nothing is opened yet.
+    pub fn new(
+        broker: Broker,
+        core: &celeriac_core::config::Config,
+        database_url: &str,
+    ) -> Context {
         Context {
+            producer: celeriac_producer::Producer::with_broker(broker.clone(), core),
             broker,
             db: Arc::new(LazyDb::new(database_url, migrations())),
         }
@@ -77,5 +109,15 @@ pub fn register(registry: &mut Registry, context: &Context, configs: &Configs) {
             broker: context.broker.clone(),
             config: configs.links.clone(),
         }),
+    );
+    celeriac_verification::register(
+        registry,
+        Arc::new(celeriac_verification::Context::new(
+            context.db.clone(),
+            context.broker.clone(),
+            context.producer.clone(),
+            configs.verification.clone(),
+            configs.onebot.clone(),
+        )),
     );
 }

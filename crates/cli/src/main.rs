@@ -33,7 +33,7 @@ Each command has --help with its own examples; docs/cli.md documents every JSON 
 const GLOBAL: &str = "Global options";
 
 /// Celeriac, background jobs on Redis: worker, cron, enqueue, status, jobs, queues, workers,
-/// links, migrate.
+/// links, verification, onebot, migrate.
 #[derive(Debug, Parser)]
 #[command(
     name = "celeriac",
@@ -125,6 +125,24 @@ Examples:
     Migrate(cmd::migrate::Args),
     /// Ask a running worker's or scheduler's health endpoint ([http] listen); exit 0 on 200.
     Health(cmd::health::Args),
+    /// QQ group verification: members who must answer a code, reminded and kicked by scans.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  celeriac verification list --status pending
+  celeriac verification groups
+  celeriac verification member 100200300 123456789
+  celeriac verification stats --json
+  celeriac verification scan --group 100200300"
+    )]
+    Verification(cmd::verification::Command),
+    /// OneBot v11 events: receive them by HTTP POST and enqueue the jobs the domains want.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  celeriac onebot receive --listen 127.0.0.1:5701"
+    )]
+    Onebot(cmd::onebot::Command),
 }
 
 fn main() -> ExitCode {
@@ -160,6 +178,8 @@ fn main() -> ExitCode {
             Command::Links(command) => cmd::links::run(settings, command).await,
             Command::Migrate(args) => cmd::migrate::run(settings, args).await,
             Command::Health(args) => cmd::health::run(args).await,
+            Command::Verification(command) => cmd::verification::run(settings, command).await,
+            Command::Onebot(command) => cmd::onebot::run(settings, command).await,
         }
     });
     match result {

@@ -41,6 +41,7 @@ pub async fn run(settings: Settings) -> CliResult {
     // Domains open the database and build HTTP clients only when a job needs them.
     let context = domains::Context::new(
         crate::output::broker(settings.core()).await?,
+        settings.core(),
         &settings.db.database_url,
     );
     domains::register(&mut registry, &context, &settings.domains);
