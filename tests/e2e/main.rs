@@ -33,3 +33,4 @@ mod redaction;
 mod shutdown;
 mod store;
 mod tls;
+mod worker_stop;

@@ -153,6 +153,7 @@ async fn run(world: &World, script: &str, queue: &str, id: &str, from: JobState)
             id: id.into(),
             token,
             op,
+            progress: None,
         }]
     };
     let inspector = Inspector::new(b.clone(), Arc::new(|_: &str| 25));

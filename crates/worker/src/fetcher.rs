@@ -159,6 +159,7 @@ pub(crate) async fn run(
                             id: job.id.clone(),
                             token: job.token,
                             op: AckOp::Release,
+                            progress: None,
                         };
                         let _ = acks.send(AckMsg {
                             queue: job.queue.clone(),

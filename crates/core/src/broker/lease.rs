@@ -71,6 +71,9 @@ pub struct Ack {
     pub token: u64,
     /// What happened.
     pub op: AckOp,
+    /// The latest progress the handler reported (JSON text), stored with the outcome so the
+    /// record shows where the run ended; `None` when it reported none.
+    pub progress: Option<String>,
 }
 
 /// What one recovery sweep did.
@@ -195,7 +198,12 @@ impl Broker {
                 AckOp::Release => ("release", String::new(), String::new()),
                 AckOp::Expired => ("expired", String::new(), String::new()),
             };
-            inv.arg(&ack.id).arg(ack.token).arg(op).arg(a).arg(b);
+            inv.arg(&ack.id)
+                .arg(ack.token)
+                .arg(op)
+                .arg(a)
+                .arg(b)
+                .arg(ack.progress.as_deref().unwrap_or(""));
         }
         refusals(inv.invoke_async(&mut self.con.clone()).await?)
     }

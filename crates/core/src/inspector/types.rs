@@ -33,7 +33,8 @@ pub struct JobInfo {
     pub reason: Option<String>,
     /// The handler's result, for succeeded jobs that returned one.
     pub result: Option<serde_json::Value>,
-    /// The latest progress the handler reported (written at each heartbeat while it runs).
+    /// The latest progress the handler reported (written at each heartbeat while it runs, and
+    /// with the outcome).
     pub progress: Option<serde_json::Value>,
     /// The handler's input.
     pub payload: serde_json::Value,
