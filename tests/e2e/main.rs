@@ -27,6 +27,7 @@ mod lifecycle;
 mod linkcheck;
 mod links_cli;
 mod observe;
+mod outage_log;
 mod partition;
 mod poison;
 mod redaction;
