@@ -34,4 +34,5 @@ mod redaction;
 mod shutdown;
 mod store;
 mod tls;
+mod wire_limits;
 mod worker_stop;

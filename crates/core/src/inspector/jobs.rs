@@ -95,12 +95,13 @@ impl Inspector {
         let text = |name: &str| f.get(name).map(|v| String::from_utf8_lossy(v).into_owned());
         let msg: serde_json::Value = f
             .get("msg")
-            .and_then(|b| serde_json::from_slice(b).ok())
+            .and_then(|b| serde_json::from_slice(crate::envelope::json_text(b)).ok())
             .unwrap_or(serde_json::Value::Null);
         let state = text("state").unwrap_or_default();
         let attempts = text("attempt")
             .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0) as u32;
+            .unwrap_or(0)
+            .min(u32::MAX.into()) as u32;
         let worker = text("worker");
         let started_at = text("started_us").map(|s| rfc3339_us_text(&s));
         let finished_at = text("finished_us").map(|s| rfc3339_us_text(&s));
@@ -146,7 +147,7 @@ impl Inspector {
             attempts,
             max_attempts: msg["max_attempts"]
                 .as_u64()
-                .map(|m| m as u32)
+                .map(|m| m.min(u32::MAX.into()) as u32)
                 .unwrap_or_else(|| (self.attempts_of)(&kind)),
             created_at: ms_json(&msg["created_at"]),
             started_at,

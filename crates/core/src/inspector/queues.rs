@@ -59,16 +59,19 @@ impl Inspector {
                         .query_async(&mut con)
                         .await
                         .unwrap_or(None);
-                    msg.and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
-                        .and_then(|m| {
-                            // Times that are not times (past year 9999, e.g. written in
-                            // µs by mistake) are left out rather than giving an age of 0.
-                            let time = |v: &serde_json::Value| {
-                                v.as_u64().filter(|&ms| ms <= MAX_TIMESTAMP_MS).unwrap_or(0)
-                            };
-                            let since = time(&m["run_at"]).max(time(&m["created_at"]));
-                            (since > 0).then(|| now_ms.saturating_sub(since))
-                        })
+                    msg.and_then(|m| {
+                        serde_json::from_slice::<serde_json::Value>(crate::envelope::json_text(&m))
+                            .ok()
+                    })
+                    .and_then(|m| {
+                        // Times that are not times (past year 9999, e.g. written in
+                        // µs by mistake) are left out rather than giving an age of 0.
+                        let time = |v: &serde_json::Value| {
+                            v.as_u64().filter(|&ms| ms <= MAX_TIMESTAMP_MS).unwrap_or(0)
+                        };
+                        let since = time(&m["run_at"]).max(time(&m["created_at"]));
+                        (since > 0).then(|| now_ms.saturating_sub(since))
+                    })
                 }
                 Err(_) => None,
             };
