@@ -7,6 +7,7 @@
 mod support;
 
 mod acl;
+mod bad_bytes;
 mod bad_input;
 mod batch;
 mod bulk_enqueue;

@@ -160,4 +160,7 @@ pub fn inspector_on(broker: celeriac_core::Broker) -> celeriac_core::inspector::
         broker,
         std::sync::Arc::new(move |kind: &str| policy.policy(kind).max_attempts),
     )
+    .with_warnings(std::sync::Arc::new(|message: &str| {
+        eprintln!("warning: {}", escape(message))
+    }))
 }

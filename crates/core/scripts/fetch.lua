@@ -15,8 +15,8 @@
 -- A suspect taken back from the fetching worker itself is absolved first (that worker is alive;
 -- see absolve_where in lib.lua). Ids whose record is in another known state (cancelled
 -- meanwhile, pushed twice) are dropped;
--- ids with no record, no state or a state no Celeriac writes become dead with reason
--- schema_error.
+-- ids with no record, no state or a state no Celeriac writes, and ids that are not UTF-8, become
+-- dead with reason schema_error.
 local pending_key, active_key, wake_key, dead_key, tokens_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local base, max_jobs, lease_ms, worker = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local cap, budget, deadline = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
@@ -35,6 +35,8 @@ for i, id in ipairs(ids) do
   local f = redis.pcall('HMGET', jk, 'state', 'token', 'attempt', 'msg', 'lost')
   if f.err then
     redis.call('HINCRBY', base .. 'stats', 'orphans', 1)
+  elseif f[1] == 'pending' and not is_utf8(id) then
+    bury_orphan(base, dead_key, id, now_ms, now_us, 'job id is not UTF-8 (its bytes: ' .. hex(id) .. '): a worker could not report on it; ids are UTF-8 text (see docs/wire-format.md)')
   elseif f[1] == 'pending' then
     local suspect = (tonumber(f[5]) or 0) > 0
     if suspect then

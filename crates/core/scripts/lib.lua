@@ -60,6 +60,48 @@ local function bury_orphan(base, dead_key, id, now_ms, now_us, message)
   redis.call('HINCRBY', base .. 'stats', 'failed', 1)
 end
 
+-- Whether `s` is valid UTF-8. Ids are UTF-8 text (docs/wire-format.md §1): a worker could not
+-- report on any other. Plain ASCII, the usual id, costs one pattern search.
+local function is_utf8(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    local len
+    if c < 0x80 then len = 1
+    elseif c >= 0xC2 and c <= 0xDF then len = 2
+    elseif c >= 0xE0 and c <= 0xEF then len = 3
+    elseif c >= 0xF0 and c <= 0xF4 then len = 4
+    else return false end
+    if i + len - 1 > n then return false end
+    for j = i + 1, i + len - 1 do
+      local cc = string.byte(s, j)
+      if cc < 0x80 or cc > 0xBF then return false end
+    end
+    local c2 = string.byte(s, i + 1)
+    -- overlong forms, UTF-16 surrogates, past U+10FFFF
+    if (c == 0xE0 and c2 < 0xA0) or (c == 0xED and c2 > 0x9F)
+      or (c == 0xF0 and c2 < 0x90) or (c == 0xF4 and c2 > 0x8F) then
+      return false
+    end
+    i = i + len
+  end
+  return true
+end
+
+-- Bytes most shown in hex in a message.
+local HEX_SHOWN = 64
+
+-- The first HEX_SHOWN bytes of `s` in hex, space-separated.
+local function hex(s)
+  local out = string.gsub(string.sub(s, 1, HEX_SHOWN), '.', function(ch)
+    return string.format('%02x ', string.byte(ch))
+  end)
+  out = string.sub(out, 1, -2)
+  if #s > HEX_SHOWN then out = out .. ' …' end
+  return out
+end
+
 -- States a job record can hold; anything else was written by a confused producer.
 local KNOWN_STATE = { scheduled = true, pending = true, active = true, retrying = true,
   succeeded = true, dead = true, cancelled = true }

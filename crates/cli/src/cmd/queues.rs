@@ -32,6 +32,8 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         print_json(&queues)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // A member of P:queues that is not a queue name was reported on stderr; no row for it.
+    let queues: Vec<_> = queues.into_iter().filter(|q| q.skipped.is_none()).collect();
     if queues.is_empty() {
         outln!("no queues yet (a queue appears with its first job or worker)");
         return Ok(ExitCode::SUCCESS);

@@ -1,7 +1,7 @@
 //! Per-queue figures: counts by state, the oldest pending job's age, throughput.
 
 use super::{hash, Inspector, QueueInfo};
-use crate::broker::{int, string};
+use crate::broker::int;
 use crate::error::Result;
 use crate::state::JobState;
 use crate::time::MAX_TIMESTAMP_MS;
@@ -9,9 +9,11 @@ use redis::Value;
 use std::collections::BTreeMap;
 
 impl Inspector {
-    /// Figures for every known queue.
+    /// Figures for every known queue, then one entry (all figures zero, `skipped` saying why)
+    /// for each member of `P:queues` that is not a queue name.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        let names = self.queue_names().await?;
+        let list = self.queue_list().await?;
+        let names = list.names;
         let mut con = self.con();
         let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut con).await?;
         let now_ms = secs * 1000 + micros / 1000;
@@ -51,10 +53,10 @@ impl Inspector {
             .enumerate()
             .map(|(i, s)| (s.as_str().to_string(), count(i)))
             .collect();
-            let oldest_pending_age_ms = match string(&r[7]) {
-                Ok(id) => {
+            let oldest_pending_age_ms = match &r[7] {
+                Value::BulkString(id) => {
                     let msg: Option<Vec<u8>> = redis::cmd("HGET")
-                        .arg(k.job(&q, &id))
+                        .arg(k.job_bytes(&q, id))
                         .arg("msg")
                         .query_async(&mut con)
                         .await
@@ -73,7 +75,7 @@ impl Inspector {
                         (since > 0).then(|| now_ms.saturating_sub(since))
                     })
                 }
-                Err(_) => None,
+                _ => None,
             };
             let stats = hash(&r[8]);
             let stat = |name: &str| {
@@ -102,8 +104,25 @@ impl Inspector {
                     .filter_map(|f| f.strip_prefix("dead:"))
                     .map(|r| (r.to_string(), stat(&format!("dead:{r}"))))
                     .collect(),
+                skipped: None,
             });
         }
+        out.extend(list.skipped.into_iter().map(|s| {
+            QueueInfo {
+                queue: s.name,
+                states: JobState::ALL
+                    .iter()
+                    .map(|st| (st.as_str().to_string(), 0))
+                    .collect(),
+                oldest_pending_age_ms: None,
+                processed_last_minute: 0,
+                failed_last_minute: 0,
+                processed_total: 0,
+                failed_total: 0,
+                dead_by_reason: BTreeMap::new(),
+                skipped: Some(s.reason),
+            }
+        }));
         Ok(out)
     }
 }

@@ -80,6 +80,10 @@ pub struct QueueInfo {
     pub failed_total: u64,
     /// Dead jobs by reason since the queue existed.
     pub dead_by_reason: BTreeMap<String, u64>,
+    /// Set when this member of `P:queues` is not a queue name (not UTF-8, or breaking the
+    /// naming rules): why. `queue` is then the member escaped (`bad\xff`), every figure is 0,
+    /// and every command skips it.
+    pub skipped: Option<String>,
 }
 
 /// A live worker.
