@@ -34,6 +34,7 @@ mod poison;
 mod redaction;
 mod shutdown;
 mod store;
+mod strays;
 mod tls;
 mod wire_limits;
 mod worker_stop;

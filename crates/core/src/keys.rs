@@ -21,6 +21,7 @@
 //! | `P:{Q}:cancelled`           | zset   | cancelled ids → cancel time (retention index)      |
 //! | `P:{Q}:idem:KEY`            | string | idempotency key → job id (expires)                 |
 //! | `P:{Q}:stats`               | hash   | counters since the queue existed                   |
+//! | `P:{Q}:strays`              | hash   | records outside their state's index → what was found |
 //! | `P:{Q}:tokens`              | string | fencing-token sequence of the queue                |
 //! | `P:{Q}:stats:SLOT`          | hash   | counters of one 10-second slot (expire)            |
 //! | `P:{Q}:cron:NAME`           | hash   | a schedule's last enqueued tick and job id         |
@@ -151,6 +152,11 @@ impl Keys {
     /// Fencing-token sequence of a queue.
     pub fn tokens(&self, queue: &str) -> String {
         self.queue_key(queue, "tokens")
+    }
+
+    /// Strays of a queue: job id → what was found (JSON), until `jobs strays --repair`.
+    pub fn strays(&self, queue: &str) -> String {
+        self.queue_key(queue, "strays")
     }
 
     /// Lifetime counters of a queue.

@@ -102,8 +102,10 @@ pub(crate) async fn run(
                 )
                 .await
             {
-                Ok(batch) => {
+                Ok(fetch) => {
                     shared.health.ok();
+                    crate::sweep::report_found(queue, &fetch.found);
+                    let batch = fetch.jobs;
                     answered += 1;
                     queue_backoff.remove(queue);
                     if !batch.is_empty() {

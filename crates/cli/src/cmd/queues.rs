@@ -59,5 +59,13 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         t.add_row(row);
     }
     outln!("{t}");
+    for q in queues.iter().filter(|q| q.strays > 0) {
+        outln!(
+            "queue {}: {} strays; list and settle them with celeriac jobs strays --queue {}",
+            q.queue,
+            q.strays,
+            q.queue
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 //!   [`Repair`]);
 //! - `jobs`: one job, jobs by state;
 //! - `repair`: cancel, retry, purge;
+//! - [`strays`](self::strays): records outside the index of their state, listed and settled;
 //! - `queues`: per-queue figures;
 //! - `workers`: live workers;
 //! - this file: the [`Inspector`], queue names and finding the queue of an id.
@@ -11,9 +12,11 @@
 mod jobs;
 mod queues;
 mod repair;
+pub mod strays;
 pub mod types;
 mod workers;
 
+pub use strays::{StrayInfo, StrayRepair};
 pub use types::{Attempt, JobInfo, QueueInfo, Repair, WorkerInfo};
 
 use crate::broker::Broker;

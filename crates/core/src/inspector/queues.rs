@@ -22,6 +22,9 @@ impl Inspector {
         let mut out = Vec::new();
         for q in names {
             let mut pipe = redis::pipe();
+            // A key of another type (a foreign write inside the prefix) spoils its own figure
+            // only: reported, shown as 0, and the other queues are read as usual.
+            pipe.ignore_errors();
             pipe.llen(k.pending(&q))
                 .zcard(k.scheduled(&q))
                 .zcard(k.retry(&q))
@@ -31,7 +34,8 @@ impl Inspector {
                 .zcard(k.cancelled(&q))
                 .lindex(k.pending(&q), -1)
                 .cmd("HGETALL")
-                .arg(k.stats(&q));
+                .arg(k.stats(&q))
+                .hlen(k.strays(&q));
             for slot in slot_now - 5..=slot_now {
                 pipe.cmd("HMGET")
                     .arg(k.stats_slot(&q, slot))
@@ -39,6 +43,34 @@ impl Inspector {
                     .arg("failed");
             }
             let r: Vec<Value> = pipe.query_async(&mut con).await?;
+            let read_as = [
+                k.pending(&q),
+                k.scheduled(&q),
+                k.retry(&q),
+                k.active(&q),
+                k.succeeded(&q),
+                k.dead(&q),
+                k.cancelled(&q),
+                k.pending(&q),
+                k.stats(&q),
+                k.strays(&q),
+            ];
+            let mut unreadable: Vec<String> = r
+                .iter()
+                .zip(read_as)
+                .filter_map(|(v, key)| match v {
+                    Value::ServerError(e) => {
+                        Some(format!("{key}: {}", e.details().unwrap_or(e.code())))
+                    }
+                    _ => None,
+                })
+                .collect();
+            unreadable.dedup();
+            for u in &unreadable {
+                self.warn_once(format!(
+                    "queue {q}: cannot read {u} (a key of another type inside Celeriac's prefix?); its figure is shown as 0"
+                ));
+            }
             let count = |i: usize| int(&r[i]).unwrap_or(0).max(0) as u64;
             let states: BTreeMap<String, u64> = [
                 JobState::Pending,
@@ -85,7 +117,7 @@ impl Inspector {
                     .unwrap_or(0)
             };
             let (mut processed, mut failed) = (0, 0);
-            for v in &r[9..] {
+            for v in &r[10..] {
                 if let Value::Array(pf) = v {
                     processed += pf.first().and_then(|v| int(v).ok()).unwrap_or(0).max(0) as u64;
                     failed += pf.get(1).and_then(|v| int(v).ok()).unwrap_or(0).max(0) as u64;
@@ -104,6 +136,8 @@ impl Inspector {
                     .filter_map(|f| f.strip_prefix("dead:"))
                     .map(|r| (r.to_string(), stat(&format!("dead:{r}"))))
                     .collect(),
+                strays: count(9),
+                unreadable,
                 skipped: None,
             });
         }
@@ -120,6 +154,8 @@ impl Inspector {
                 processed_total: 0,
                 failed_total: 0,
                 dead_by_reason: BTreeMap::new(),
+                strays: 0,
+                unreadable: Vec::new(),
                 skipped: Some(s.reason),
             }
         }));

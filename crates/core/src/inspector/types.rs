@@ -80,6 +80,12 @@ pub struct QueueInfo {
     pub failed_total: u64,
     /// Dead jobs by reason since the queue existed.
     pub dead_by_reason: BTreeMap<String, u64>,
+    /// Strays waiting for an operator: records found outside the index of their state, and job
+    /// keys that are not hashes (`celeriac jobs strays --queue Q` lists and settles them).
+    pub strays: u64,
+    /// Keys of this queue that could not be read, with Redis's error (a key of another type
+    /// written inside Celeriac's prefix): their figures are shown as 0.
+    pub unreadable: Vec<String>,
     /// Set when this member of `P:queues` is not a queue name (not UTF-8, or breaking the
     /// naming rules): why. `queue` is then the member escaped (`bad\xff`), every figure is 0,
     /// and every command skips it.
