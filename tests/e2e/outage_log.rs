@@ -16,7 +16,12 @@ fn count(text: &str, needle: &str) -> usize {
 
 #[test]
 fn a_redis_outage_is_logged_once_with_its_recovery() {
-    let mut redis = RedisServer::builder().aof().start();
+    // Every acknowledged write survives the kill (fsync before each reply): the outage is the
+    // only thing that happens to the worker and the scheduler.
+    let mut redis = RedisServer::builder()
+        .aof()
+        .args(["--appendfsync", "always"])
+        .start();
     let schedule =
         "[[cron.schedules]]\nname = \"tick\"\nschedule = \"* * * * * *\"\nkind = \"noop\"\n";
     // A long lease: the running job outlives the outage, so nothing but the outage is logged.

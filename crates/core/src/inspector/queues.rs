@@ -65,6 +65,7 @@ impl Inspector {
                     _ => None,
                 })
                 .collect();
+            unreadable.sort();
             unreadable.dedup();
             for u in &unreadable {
                 self.warn_once(format!(
