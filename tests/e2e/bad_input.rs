@@ -157,10 +157,11 @@ fn foreign_keys_of_the_wrong_type_do_not_stop_the_worker() {
     let stats: std::collections::HashMap<String, u64> =
         con.hgetall(env.key("default", "stats")).unwrap();
     assert_eq!(
-        stats.get("orphans"),
+        stats.get("strays"),
         Some(&1),
         "the foreign record is counted: {stats:?}"
     );
+    assert_eq!(env.queue("default")["strays"], 1, "and shown");
     let _: () = con.del(env.key("broken", "pending")).unwrap();
 }
 

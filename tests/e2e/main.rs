@@ -7,6 +7,7 @@
 mod support;
 
 mod acl;
+mod bad_bytes;
 mod bad_input;
 mod batch;
 mod bulk_enqueue;
@@ -27,10 +28,14 @@ mod lifecycle;
 mod linkcheck;
 mod links_cli;
 mod observe;
+mod outage_log;
 mod partition;
 mod poison;
 mod redaction;
 mod shutdown;
 mod store;
+mod strays;
 mod tls;
 mod verification;
+mod wire_limits;
+mod worker_stop;

@@ -160,4 +160,13 @@ pub fn inspector_on(broker: celeriac_core::Broker) -> celeriac_core::inspector::
         broker,
         std::sync::Arc::new(move |kind: &str| policy.policy(kind).max_attempts),
     )
+    .with_warnings(std::sync::Arc::new(|message: &str| {
+        // In `worker` and `cron` (whose health endpoint reads the queues) warnings join the
+        // log; in the other commands they go to stderr.
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!("{message}");
+        } else {
+            eprintln!("warning: {}", escape(message));
+        }
+    }))
 }

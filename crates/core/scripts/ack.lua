@@ -3,7 +3,9 @@
 -- KEYS[6] dead, KEYS[7] wake, KEYS[8] stats
 -- ARGV[1] queue base, ARGV[2] succeeded max count, ARGV[3] dead max count,
 -- ARGV[4] deadline (Unix ms, Redis clock; later the call does nothing),
--- then groups of 5: id, fencing token, op, a, b where op is
+-- then groups of 6: id, fencing token, op, a, b, progress, where progress is the latest progress
+-- the handler reported (JSON, '' for none; stored with any recorded outcome, so the record
+-- shows where the run ended, not the last heartbeat's value) and op is
 --   ok      a = result JSON ('' for none)
 --   retry   a = error, b = delay ms before the next attempt
 --   snooze  b = delay ms (the attempt is not counted)
@@ -21,7 +23,7 @@ local active_key, pending_key, retry_key, scheduled_key = KEYS[1], KEYS[2], KEYS
 local succeeded_key, dead_key, wake_key, stats_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local base, succeeded_max, dead_max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local deadline = ARGV[4]
-local FIRST_GROUP = 5
+local FIRST_GROUP, GROUP = 5, 6
 local now_ms, now_us = clock()
 check_deadline(deadline, now_ms)
 local refused, done, succ, dead = {}, {}, {}, {}
@@ -41,8 +43,9 @@ local function hand_back(jk, id)
   pushed = true
 end
 
-for i = FIRST_GROUP, #ARGV, 5 do
+for i = FIRST_GROUP, #ARGV, GROUP do
   local id, token, op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local progress = ARGV[i + 5]
   local jk = base .. 'job:' .. id
   local f = redis.pcall('HMGET', jk, 'state', 'token', 'lost', 'batch')
   if f.err or not f[1] then
@@ -60,17 +63,23 @@ for i = FIRST_GROUP, #ARGV, 5 do
     -- This delivery finished without killing its worker: the job is no longer a suspect.
     if f[3] and op ~= 'release' and op ~= 'expired' then redis.call('HDEL', jk, 'lost', 'lost_tokens') end
     if op == 'ok' then
+      local fields = { 'state', 'succeeded', 'finished_us', now_us }
       if a ~= '' then
-        redis.call('HSET', jk, 'state', 'succeeded', 'finished_us', now_us, 'result', a)
-      else
-        redis.call('HSET', jk, 'state', 'succeeded', 'finished_us', now_us)
+        fields[#fields + 1] = 'result'
+        fields[#fields + 1] = a
       end
+      if progress ~= '' then
+        fields[#fields + 1] = 'progress'
+        fields[#fields + 1] = progress
+      end
+      redis.call('HSET', jk, unpack(fields))
       succ[#succ + 1] = now_ms
       succ[#succ + 1] = id
       processed = processed + 1
       batch_settle(base, jk, f[4], 'succeeded', now_ms, pending_key, wake_key)
     else
       -- failure paths are rare: read what the history entry needs only here
+      if progress ~= '' then redis.call('HSET', jk, 'progress', progress) end
       local h = redis.call('HMGET', jk, 'worker', 'started_us', 'attempt', 'hist')
       local entry = { attempt = tonumber(h[3]), worker = h[1], started_us = h[2],
         finished_us = now_us, outcome = op }

@@ -43,14 +43,59 @@ local function trim_index(zkey, base, max, limit)
   return n
 end
 
+-- Anomalies: what a script finds in the keyspace that no Celeriac script writes. Each is
+-- counted, kept where an operator sees it, and returned to the worker that found it, which logs
+-- it once (docs/job-states.md, "Strays and orphans"). A script collects them in a list
+-- `found` of { id, what, index, detail } (flattened into its reply), `what` being
+--   'dead_lettered' an id with no usable record: it became a dead record (schema_error);
+--   'wrong_type'    the job key is not a hash (written with SET, say): a stray, left alone;
+--   'wrong_index'   the record's state is not that of the index holding the id, and the
+--                   record is in no index of its own state either: a stray, left alone.
+-- Strays are kept in the queue's `strays` hash (id -> JSON of what was found, at most
+-- STRAYS_KEPT ids) until `celeriac jobs strays --repair` settles them, and counted in the
+-- queue's stats under `strays`.
+local STRAYS_KEPT = 10000
+
+local function found_add(found, id, what, index, detail)
+  found[#found + 1] = id
+  found[#found + 1] = what
+  found[#found + 1] = index
+  found[#found + 1] = detail
+end
+
+-- Note a stray of the queue at `base`, found in `index`.
+local function note_stray(base, found, id, what, index, detail, now_ms)
+  local strays = base .. 'strays'
+  redis.call('HINCRBY', base .. 'stats', 'strays', 1)
+  if redis.call('HEXISTS', strays, id) == 1 or redis.call('HLEN', strays) < STRAYS_KEPT then
+    redis.call('HSET', strays, id, cjson.encode({ what = what, index = index, found = detail, at_ms = now_ms }))
+  end
+  found_add(found, id, what, index, detail)
+end
+
+-- The index key of a record in `state`; nil for `pending` (a list: membership is not checked)
+-- and for states Celeriac never writes.
+local STATE_INDEX = { scheduled = 'scheduled', retrying = 'retry', active = 'active',
+  succeeded = 'succeeded', dead = 'dead', cancelled = 'cancelled' }
+
+-- The id was in `index` but its record is in `state`, another of Celeriac's states. When the
+-- record is in the index of its own state this entry is a leftover (an id pushed twice, a
+-- pending job cancelled meanwhile): dropped, the job lives on. Otherwise the record is
+-- stranded — no script would ever find it again — and noted as a stray.
+local function misplaced(base, found, id, index, state, now_ms)
+  local own = STATE_INDEX[state]
+  if own and redis.call('ZSCORE', base .. own, id) then return end
+  note_stray(base, found, id, 'wrong_index', index, state, now_ms)
+end
+
 -- An id with no usable job record becomes a dead record with reason schema_error, so that a
--- foreign producer's mistake is visible instead of silently dropped. A key of a foreign type is
--- left alone and counted under `orphans`.
-local function bury_orphan(base, dead_key, id, now_ms, now_us, message)
+-- foreign producer's mistake is visible instead of silently dropped. A key of another type is
+-- left alone and noted as a stray.
+local function bury_orphan(base, dead_key, id, now_ms, now_us, message, found, index)
   local jk = base .. 'job:' .. id
   local t = redis.call('TYPE', jk)['ok']
   if t ~= 'none' and t ~= 'hash' then
-    redis.call('HINCRBY', base .. 'stats', 'orphans', 1)
+    note_stray(base, found, id, 'wrong_type', index, t, now_ms)
     return
   end
   redis.call('HSET', jk, 'state', 'dead', 'reason', 'schema_error', 'error', message,
@@ -58,6 +103,49 @@ local function bury_orphan(base, dead_key, id, now_ms, now_us, message)
   redis.call('ZADD', dead_key, now_ms, id)
   redis.call('HINCRBY', base .. 'stats', 'dead:schema_error', 1)
   redis.call('HINCRBY', base .. 'stats', 'failed', 1)
+  found_add(found, id, 'dead_lettered', index, message)
+end
+
+-- Whether `s` is valid UTF-8. Ids are UTF-8 text (docs/wire-format.md §1): a worker could not
+-- report on any other. Plain ASCII, the usual id, costs one pattern search.
+local function is_utf8(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    local len
+    if c < 0x80 then len = 1
+    elseif c >= 0xC2 and c <= 0xDF then len = 2
+    elseif c >= 0xE0 and c <= 0xEF then len = 3
+    elseif c >= 0xF0 and c <= 0xF4 then len = 4
+    else return false end
+    if i + len - 1 > n then return false end
+    for j = i + 1, i + len - 1 do
+      local cc = string.byte(s, j)
+      if cc < 0x80 or cc > 0xBF then return false end
+    end
+    local c2 = string.byte(s, i + 1)
+    -- overlong forms, UTF-16 surrogates, past U+10FFFF
+    if (c == 0xE0 and c2 < 0xA0) or (c == 0xED and c2 > 0x9F)
+      or (c == 0xF0 and c2 < 0x90) or (c == 0xF4 and c2 > 0x8F) then
+      return false
+    end
+    i = i + len
+  end
+  return true
+end
+
+-- Bytes most shown in hex in a message.
+local HEX_SHOWN = 64
+
+-- The first HEX_SHOWN bytes of `s` in hex, space-separated.
+local function hex(s)
+  local out = string.gsub(string.sub(s, 1, HEX_SHOWN), '.', function(ch)
+    return string.format('%02x ', string.byte(ch))
+  end)
+  out = string.sub(out, 1, -2)
+  if #s > HEX_SHOWN then out = out .. ' …' end
+  return out
 end
 
 -- States a job record can hold; anything else was written by a confused producer.

@@ -6,8 +6,12 @@
 -- expired, so that a worker cut off from Redis has stopped the handler first (self-fencing),
 -- ARGV[7] the sweeping worker's id, then the fencing tokens it holds: a worker never takes back
 -- its own live leases (after a partition its outcomes, on their way, settle them)
--- Returns { requeued, buried }. A requeued job goes to the front of the pending list; one lost
--- ARGV[2] times ends dead with reason worker_lost. The token of each delivery taken back is
+-- Returns { requeued, buried, found }. A requeued job goes to the front of the pending list; one
+-- lost ARGV[2] times ends dead with reason worker_lost. found lists what the call found that no
+-- Celeriac script writes ({ id, what, index, detail, ... }, lib.lua 'Anomalies'): an id with no
+-- usable record becomes a dead record (schema_error), a job key that is not a hash or a record
+-- in another state and in no index of it is a stray; an id whose record says `pending` is
+-- pushed to the pending list (what the record says). The token of each delivery taken back is
 -- kept in `lost_tokens`: if that delivery later renews or reports, its worker was alive and the
 -- take-back stops counting (absolve, lib.lua).
 local active_key, pending_key, dead_key, wake_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -20,6 +24,7 @@ local now_ms, now_us = clock()
 check_deadline(deadline, now_ms)
 local ids = redis.call('ZRANGEBYSCORE', active_key, '-inf', now_ms - grace_ms, 'LIMIT', 0, limit)
 local requeued, buried = 0, 0
+local found = {}
 for _, id in ipairs(ids) do
   local jk = base .. 'job:' .. id
   local f = redis.pcall('HMGET', jk, 'state', 'worker', 'started_us', 'attempt', 'hist', 'lost',
@@ -49,8 +54,23 @@ for _, id in ipairs(ids) do
       redis.call('RPUSH', pending_key, id)
       requeued = requeued + 1
     end
+  elseif f.err then
+    note_stray(base, found, id, 'wrong_type', 'active', redis.call('TYPE', jk)['ok'], now_ms)
+  elseif mine or f[1] == 'active' then
+    -- this sweeping worker's own live lease: left alone
+  elseif f[1] == 'pending' then
+    redis.call('RPUSH', pending_key, id)
+    requeued = requeued + 1
+  elseif not f[1] then
+    local any = redis.call('EXISTS', jk) == 1
+    bury_orphan(base, dead_key, id, now_ms, now_us, any and 'job record has no `state` field (found in the active set)'
+      or 'the active set held this id but its job record is gone (deleted by hand, or evicted: Redis must run with maxmemory-policy noeviction)', found, 'active')
+  elseif not KNOWN_STATE[f[1]] then
+    bury_orphan(base, dead_key, id, now_ms, now_us, 'job record has state ' .. string.format('%q', f[1]) .. ' (found in the active set)', found, 'active')
+  else
+    misplaced(base, found, id, 'active', f[1], now_ms)
   end
 end
 if requeued > 0 then wake(wake_key) end
 if buried > 0 then trim_index(dead_key, base, dead_max, TRIM_PER_CALL) end
-return { requeued, buried }
+return { requeued, buried, found }

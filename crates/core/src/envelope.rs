@@ -125,7 +125,8 @@ impl Envelope {
     }
 
     /// Decode bytes read from Redis. `len` is the stored length (the script leaves oversized
-    /// bodies behind and sends only their length), `max_bytes` the configured cap.
+    /// bodies behind and sends only their length), `max_bytes` the configured cap. The limits
+    /// are those of `docs/wire-format.md` §3, each checked here with a message naming it.
     pub fn decode(bytes: &[u8], len: usize, max_bytes: usize) -> Result<Envelope, DecodeError> {
         if len > max_bytes {
             return Err(DecodeError::new(
@@ -139,35 +140,56 @@ impl Envelope {
                 "the job record has no `msg` field (empty envelope)",
             ));
         }
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            DecodeError::new(DeadReason::DecodeError, format!("not valid JSON: {e}"))
+        let Fields(mut fields) = serde_json::from_slice(json_text(bytes)).map_err(|e| {
+            match e.classify() {
+                // Valid JSON of the wrong shape: not an object, or a field given twice.
+                serde_json::error::Category::Data => {
+                    DecodeError::new(DeadReason::SchemaError, e.to_string())
+                }
+                _ => DecodeError::new(DeadReason::DecodeError, not_json(&e)),
+            }
         })?;
-        let version = value.get("v");
-        match version.and_then(Value::as_u64) {
-            Some(v) if v == u64::from(ENVELOPE_VERSION) => {}
-            Some(v) => {
-                return Err(DecodeError::new(
-                    DeadReason::UnsupportedVersion,
-                    format!("envelope version {v}; this worker reads version {ENVELOPE_VERSION}"),
-                ))
-            }
-            None if version.is_some() => {
-                return Err(DecodeError::new(
-                    DeadReason::SchemaError,
-                    format!(
-                        "field `v` must be a positive integer, found {}",
-                        version.map(Value::to_string).unwrap_or_default()
-                    ),
-                ))
-            }
+        let version = fields.get("v").cloned();
+        match &version {
             None => {
                 return Err(DecodeError::new(
                     DeadReason::SchemaError,
                     "missing field `v` (the envelope version)",
                 ))
             }
+            Some(Value::Number(n)) => match whole(n) {
+                Some(1) => {}
+                Some(_) => {
+                    return Err(DecodeError::new(
+                        DeadReason::UnsupportedVersion,
+                        format!(
+                            "envelope version {n}; this worker reads version {ENVELOPE_VERSION}"
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(DecodeError::new(
+                        DeadReason::SchemaError,
+                        format!(
+                            "field `v` must be a whole number (the envelope version), found {n}"
+                        ),
+                    ))
+                }
+            },
+            Some(other) => {
+                return Err(DecodeError::new(
+                    DeadReason::SchemaError,
+                    format!(
+                        "field `v` must be a whole number (the envelope version), found {other}"
+                    ),
+                ))
+            }
         }
-        let env: Envelope = serde_json::from_value(value)
+        fields.insert("v".into(), Value::from(ENVELOPE_VERSION));
+        for (name, min, max) in INTEGER_FIELDS {
+            check_integer(&fields, name, min, max)?;
+        }
+        let env: Envelope = serde_json::from_value(Value::Object(fields))
             .map_err(|e| DecodeError::new(DeadReason::SchemaError, e.to_string()))?;
         if env.kind.is_empty() {
             return Err(DecodeError::new(
@@ -175,19 +197,105 @@ impl Envelope {
                 "field `kind` is empty",
             ));
         }
-        if env.timeout_ms == Some(0) {
-            return Err(DecodeError::new(
-                DeadReason::SchemaError,
-                "field `timeout_ms` must be greater than zero",
-            ));
-        }
-        if env.max_attempts == Some(0) {
-            return Err(DecodeError::new(
-                DeadReason::SchemaError,
-                "field `max_attempts` must be at least 1",
-            ));
-        }
         Ok(env)
+    }
+}
+
+/// The integer fields of the envelope and their ranges (`docs/wire-format.md` §3). `null` is
+/// taken as absent for the optional ones.
+const INTEGER_FIELDS: [(&str, u64, u64); 4] = [
+    ("created_at", 0, u64::MAX),
+    ("run_at", 0, u64::MAX),
+    ("max_attempts", 1, u32::MAX as u64),
+    ("timeout_ms", 1, u64::MAX),
+];
+
+/// Most levels of arrays and objects an envelope may nest, itself included (the JSON parser's
+/// recursion limit); deeper is `decode_error`.
+pub const MAX_NESTING: usize = 127;
+
+fn check_integer(
+    fields: &serde_json::Map<String, Value>,
+    name: &str,
+    min: u64,
+    max: u64,
+) -> Result<(), DecodeError> {
+    let value = match fields.get(name) {
+        None | Some(Value::Null) => return Ok(()),
+        Some(v) => v,
+    };
+    if value.as_u64().is_some_and(|n| (min..=max).contains(&n)) {
+        return Ok(());
+    }
+    Err(DecodeError::new(
+        DeadReason::SchemaError,
+        format!("field `{name}` must be an integer from {min} to {max}, found {value}"),
+    ))
+}
+
+/// The whole number `n` is, when it is one: `v` is compared by value, so `2`, `-1`, `2.0`, `1e3`
+/// or an integer too large for 64 bits are all versions (this build reads only 1); `1.5` is not.
+fn whole(n: &serde_json::Number) -> Option<i128> {
+    if let Some(i) = n.as_i64() {
+        return Some(i.into());
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(u.into());
+    }
+    let f = n.as_f64()?;
+    // Past i128 the exact value does not matter: it is not version 1.
+    (f.is_finite() && f.fract() == 0.0).then(|| f.clamp(i128::MIN as f64, i128::MAX as f64) as i128)
+}
+
+/// The JSON text of a stored envelope: one UTF-8 byte-order mark at its start is ignored (RFC
+/// 8259 §8.1 lets a parser do so; some encoders write one). The inspector reads `msg` the same
+/// way.
+pub fn json_text(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+fn not_json(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.contains("recursion limit") {
+        format!("not valid JSON: nested deeper than {MAX_NESTING} levels of arrays and objects ({text})")
+    } else if text.contains("surrogate") || text.contains("hex escape") {
+        format!("not valid JSON: a \\u escape that is no Unicode character, such as a lone surrogate ({text})")
+    } else {
+        format!("not valid JSON: {text}")
+    }
+}
+
+/// The envelope's top-level object, refused when a field appears twice (which of two `kind`s
+/// would run is not a guess a worker should make; inside the payload the last one wins, as in
+/// most JSON parsers).
+struct Fields(serde_json::Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Fields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object (the envelope)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: Value = map.next_value()?;
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "field `{key}` appears twice in the envelope"
+                        )));
+                    }
+                    out.insert(key, value);
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(Visitor)
     }
 }
 
@@ -275,6 +383,89 @@ mod tests {
                 .reason,
             DeadReason::TooLarge
         );
+    }
+
+    #[test]
+    fn every_documented_limit() {
+        let env = |extra: &str| {
+            format!(r#"{{"v":1,"id":"x","kind":"k","queue":"q","created_at":1{extra}}}"#)
+        };
+        let ok = [
+            env(r#","timeout_ms":1"#),
+            env(r#","timeout_ms":18446744073709551615"#),
+            env(r#","max_attempts":4294967295"#),
+            env(r#","max_attempts":null,"run_at":null"#),
+            env(r#","run_at":18446744073709551615"#),
+            r#"{"v":1,"id":"x","kind":"k","queue":"q","created_at":18446744073709551615}"#.into(),
+            r#"{"v":1.0,"id":"x","kind":"k","queue":"q","created_at":1}"#.into(),
+            format!("\u{feff}{}", env("")),
+            env(r#","payload":{"a":1,"a":2}"#),
+        ];
+        for input in &ok {
+            decode(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        }
+        assert_eq!(decode(&ok[8]).unwrap().payload, serde_json::json!({"a": 2}));
+        let bad = [
+            (env(r#","timeout_ms":0"#), DeadReason::SchemaError),
+            (
+                env(r#","timeout_ms":18446744073709551616"#),
+                DeadReason::SchemaError,
+            ),
+            (
+                env(r#","max_attempts":4294967296"#),
+                DeadReason::SchemaError,
+            ),
+            (env(r#","max_attempts":5.0"#), DeadReason::SchemaError),
+            (env(r#","run_at":-1"#), DeadReason::SchemaError),
+            (
+                r#"{"v":1,"id":"x","kind":"k","queue":"q","created_at":18446744073709551616}"#
+                    .into(),
+                DeadReason::SchemaError,
+            ),
+            (env(r#","kind":"other""#), DeadReason::SchemaError),
+            (env(r#","payload":"\ud800""#), DeadReason::DecodeError),
+            (
+                r#"{"v":-1,"kind":"k"}"#.into(),
+                DeadReason::UnsupportedVersion,
+            ),
+            (r#"{"v":0}"#.into(), DeadReason::UnsupportedVersion),
+            (r#"{"v":2.0}"#.into(), DeadReason::UnsupportedVersion),
+            (r#"{"v":1e3}"#.into(), DeadReason::UnsupportedVersion),
+            (
+                r#"{"v":123456789012345678901234567890}"#.into(),
+                DeadReason::UnsupportedVersion,
+            ),
+            (r#"{"v":1.5}"#.into(), DeadReason::SchemaError),
+            (r#"{"v":"1"}"#.into(), DeadReason::SchemaError),
+            (r#"{"v":null}"#.into(), DeadReason::SchemaError),
+            (r#""text""#.into(), DeadReason::SchemaError),
+            ("\u{feff}\u{feff}{}".into(), DeadReason::DecodeError),
+        ];
+        for (input, reason) in &bad {
+            let err = decode(input).expect_err(input);
+            assert_eq!(err.reason, *reason, "{input}: {err}");
+        }
+        let err = decode(&bad[2].0).unwrap_err();
+        assert!(err.message.contains("1 to 4294967295"), "{err}");
+        let err = decode(&bad[6].0).unwrap_err();
+        assert!(err.message.contains("`kind` appears twice"), "{err}");
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_decodes() {
+        let nest = |levels: usize| {
+            // The envelope object is one level, the payload's arrays the others.
+            let inner = levels - 1;
+            format!(
+                r#"{{"v":1,"id":"x","kind":"k","queue":"q","created_at":1,"payload":{}{}}}"#,
+                "[".repeat(inner),
+                "]".repeat(inner)
+            )
+        };
+        decode(&nest(MAX_NESTING)).unwrap();
+        let err = decode(&nest(MAX_NESTING + 1)).unwrap_err();
+        assert_eq!(err.reason, DeadReason::DecodeError);
+        assert!(err.message.contains("nested deeper than 127"), "{err}");
     }
 
     #[test]

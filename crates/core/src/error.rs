@@ -65,8 +65,9 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether Redis could not be reached or did not answer in time (as opposed to answering
-    /// with an error): a network or availability problem that passes, not a bug.
+    /// Whether Redis could not be reached, did not answer in time, or cannot serve for now
+    /// (loading its data after a restart, busy with a script, a replica without its master),
+    /// as opposed to answering with an error: an availability problem that passes, not a bug.
     pub fn is_unreachable(&self) -> bool {
         match self {
             Error::Redis(e) => {
@@ -74,7 +75,12 @@ impl Error {
                     || e.is_io_error()
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
-                    || e.code() == Some("LATE")
+                    || matches!(
+                        e.code(),
+                        Some(
+                            "LATE" | "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN"
+                        )
+                    )
             }
             Error::PartialEnqueue(p) => p.error.is_unreachable(),
             _ => false,
@@ -92,6 +98,12 @@ fn redis_hint(e: &redis::RedisError) -> &'static str {
     } else if e.code() == Some("WRONGPASS") || text.contains("WRONGPASS") || text.contains("NOAUTH")
     {
         " (authentication failed: check the user and password in the Redis URL)"
+    } else if e.code() == Some("LOADING") {
+        " (Redis is loading its data after a restart; Celeriac retries on its own)"
+    } else if matches!(e.code(), Some("MASTERDOWN" | "CLUSTERDOWN" | "TRYAGAIN")) {
+        " (Redis cannot serve this call for now: a failover or resharding is under way; Celeriac retries on its own)"
+    } else if e.code() == Some("BUSY") {
+        " (Redis is busy running a long script; Celeriac retries on its own)"
     } else if e.code() == Some("LATE") {
         " (the call reached Redis after this process had stopped waiting for it, so Redis refused it: the network to Redis is slow or was cut off)"
     } else if e.is_timeout() {

@@ -21,6 +21,7 @@
 //! | `P:{Q}:cancelled`           | zset   | cancelled ids → cancel time (retention index)      |
 //! | `P:{Q}:idem:KEY`            | string | idempotency key → job id (expires)                 |
 //! | `P:{Q}:stats`               | hash   | counters since the queue existed                   |
+//! | `P:{Q}:strays`              | hash   | records outside their state's index → what was found |
 //! | `P:{Q}:tokens`              | string | fencing-token sequence of the queue                |
 //! | `P:{Q}:stats:SLOT`          | hash   | counters of one 10-second slot (expire)            |
 //! | `P:{Q}:cron:NAME`           | hash   | a schedule's last enqueued tick and job id         |
@@ -95,6 +96,14 @@ impl Keys {
         format!("{}job:{id}", self.queue_base(queue))
     }
 
+    /// One job's record, for an id given as bytes (an id read back from Redis need not be
+    /// UTF-8).
+    pub fn job_bytes(&self, queue: &str, id: &[u8]) -> Vec<u8> {
+        let mut key = format!("{}job:", self.queue_base(queue)).into_bytes();
+        key.extend_from_slice(id);
+        key
+    }
+
     /// A batch whose children are jobs of `queue` (ADR 0010).
     pub fn batch(&self, queue: &str, id: &str) -> String {
         format!("{}batch:{id}", self.queue_base(queue))
@@ -143,6 +152,11 @@ impl Keys {
     /// Fencing-token sequence of a queue.
     pub fn tokens(&self, queue: &str) -> String {
         self.queue_key(queue, "tokens")
+    }
+
+    /// Strays of a queue: job id → what was found (JSON), until `jobs strays --repair`.
+    pub fn strays(&self, queue: &str) -> String {
+        self.queue_key(queue, "strays")
     }
 
     /// Lifetime counters of a queue.
@@ -234,6 +248,43 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
+/// How bytes read from Redis (a job id, a queue name) are shown: their UTF-8 text as it is,
+/// each byte that is not part of valid UTF-8 as `\xNN` (lower-case hex), e.g. `bad\xff`. The
+/// same form is accepted back on the command line (see [`unescape_bytes`]) and, in double
+/// quotes, by `redis-cli`.
+pub fn display_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The bytes `text` stands for when it holds `\xNN` escapes (the form of [`display_bytes`]);
+/// `None` when it holds none, or an escape that is not two hex digits.
+pub fn unescape_bytes(text: &str) -> Option<Vec<u8>> {
+    if !text.contains("\\x") {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x') {
+            let hex = std::str::from_utf8(bytes.get(i + 2..i + 4)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 fn truncate(s: &str) -> String {
     if s.len() <= 64 {
         return s.to_string();
@@ -280,6 +331,21 @@ mod tests {
         for good in ["default", "mail-high", "reports.daily", "Q_1"] {
             validate_queue(good).unwrap();
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_shown_escaped_and_read_back() {
+        let raw = b"job-\xff\xfe-\xc3\xa9";
+        let shown = display_bytes(raw);
+        assert_eq!(shown, "job-\\xff\\xfe-\u{e9}");
+        assert_eq!(unescape_bytes(&shown).as_deref(), Some(&raw[..]));
+        assert_eq!(display_bytes(b"plain"), "plain");
+        assert_eq!(unescape_bytes("plain"), None);
+        assert_eq!(unescape_bytes("bad\\xZZ"), None);
+        assert_eq!(
+            Keys::new("p").job_bytes("q", b"\xff"),
+            b"p:{q}:job:\xff".to_vec()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`backoff`]: exponential backoff with full jitter.
 //! - [`config`]: layered configuration (defaults < TOML < environment < flags) with validation.
 //! - [`probe`]: liveness and readiness of a running process, for health checks.
+//! - [`outage`]: one log of a Redis outage per process (start once, reminders, end once).
 //! - [`time`]: timestamps and their formatting.
 //! - [`error`]: the crate's error type.
 
@@ -21,6 +22,7 @@ pub mod envelope;
 pub mod error;
 pub mod inspector;
 pub mod keys;
+pub mod outage;
 pub mod probe;
 pub mod scripts;
 pub mod state;

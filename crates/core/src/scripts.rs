@@ -51,4 +51,5 @@ script!(JANITOR, "janitor.lua", DRAINS);
 script!(CANCEL, "cancel.lua", DRAINS);
 script!(RETRY, "retry.lua", DRAINS);
 script!(PURGE, "purge.lua", DRAINS);
+script!(STRAYS, "strays.lua", DRAINS);
 script!(LOCK, "lock.lua", DRAINS);

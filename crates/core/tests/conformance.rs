@@ -84,15 +84,7 @@ impl World {
             .unwrap();
         // Due or expired a second ago, so every sweep applies.
         let past = now - 1000;
-        let index = match state {
-            JobState::Pending => keys.pending(&queue),
-            JobState::Active => keys.active(&queue),
-            JobState::Scheduled => keys.scheduled(&queue),
-            JobState::Retrying => keys.retry(&queue),
-            JobState::Succeeded => keys.succeeded(&queue),
-            JobState::Dead => keys.dead(&queue),
-            JobState::Cancelled => keys.cancelled(&queue),
-        };
+        let index = index_of(&self.broker, &queue, state);
         let _: () = if state == JobState::Pending {
             con.lpush(index, &id).await.unwrap()
         } else {
@@ -143,7 +135,23 @@ const SCRIPTS: &[&str] = &[
     "enqueue the same id",
     "batch add of the same id",
     "batch seal",
+    "strays repair",
+    "strays repair of an unindexed record",
 ];
+
+/// The index a record in `state` is in (the pending list for `pending`).
+fn index_of(b: &Broker, queue: &str, state: JobState) -> String {
+    let keys = b.keys();
+    match state {
+        JobState::Pending => keys.pending(queue),
+        JobState::Active => keys.active(queue),
+        JobState::Scheduled => keys.scheduled(queue),
+        JobState::Retrying => keys.retry(queue),
+        JobState::Succeeded => keys.succeeded(queue),
+        JobState::Dead => keys.dead(queue),
+        JobState::Cancelled => keys.cancelled(queue),
+    }
+}
 
 async fn run(world: &World, script: &str, queue: &str, id: &str, from: JobState) {
     let b = &world.broker;
@@ -153,6 +161,7 @@ async fn run(world: &World, script: &str, queue: &str, id: &str, from: JobState)
             id: id.into(),
             token,
             op,
+            progress: None,
         }]
     };
     let inspector = Inspector::new(b.clone(), Arc::new(|_: &str| 25));
@@ -258,6 +267,19 @@ async fn run(world: &World, script: &str, queue: &str, id: &str, from: JobState)
             } else {
                 drop(b.batch_add(queue, "b", &[job], day).await)
             }
+        }
+        "strays repair" | "strays repair of an unindexed record" => {
+            let mut con = b.connection();
+            if script != "strays repair" {
+                let index = index_of(b, queue, from);
+                let _: () = if from == JobState::Pending {
+                    con.lrem(index, 0, id).await.unwrap()
+                } else {
+                    con.zrem(index, id).await.unwrap()
+                };
+            }
+            let _: () = con.hset(b.keys().strays(queue), id, "{}").await.unwrap();
+            drop(inspector.repair_strays(queue).await)
         }
         other => panic!("no script {other}"),
     }

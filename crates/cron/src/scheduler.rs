@@ -7,8 +7,10 @@ use crate::config::{CatchUp, CronConfig};
 use crate::schedule::{Schedule, ScheduleError};
 use celeriac_core::broker::{CronEnqueue, NewJob};
 use celeriac_core::config::{redact_url, Config};
+use celeriac_core::outage::{Outage, Report};
 use celeriac_core::probe::Probe;
 use celeriac_core::{Broker, Envelope, ENVELOPE_VERSION};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -87,9 +89,18 @@ pub async fn run_with_probe(
     } else {
         info!(schedules = %enabled.iter().map(|s| s.name()).collect::<Vec<_>>().join(","), "cron started");
     }
+    // One outage log for every schedule of this process.
+    let outage = Arc::new(Outage::new());
     let tasks: Vec<_> = enabled
         .into_iter()
-        .map(|s| tokio::spawn(run_schedule(broker.clone(), s, shutdown.clone())))
+        .map(|s| {
+            tokio::spawn(run_schedule(
+                broker.clone(),
+                s,
+                outage.clone(),
+                shutdown.clone(),
+            ))
+        })
         .collect();
     probe.set_started();
     let watch = tokio::spawn(watch_redis(broker.clone(), probe.clone(), shutdown.clone()));
@@ -118,12 +129,22 @@ async fn watch_redis(broker: Broker, probe: Probe, stop: CancellationToken) {
     }
 }
 
-async fn run_schedule(broker: Broker, schedule: Schedule, stop: CancellationToken) {
-    let Some(now) = retry(&stop, "read the Redis clock", || broker.redis_time_ms()).await else {
+async fn run_schedule(
+    broker: Broker,
+    schedule: Schedule,
+    outage: Arc<Outage>,
+    stop: CancellationToken,
+) {
+    let outage = &*outage;
+    let Some(now) = retry(&stop, outage, "read the Redis clock", || {
+        broker.redis_time_ms()
+    })
+    .await
+    else {
         return;
     };
     let queue = schedule.config.queue.clone();
-    let Some(last) = retry(&stop, "read the schedule's last tick", || {
+    let Some(last) = retry(&stop, outage, "read the schedule's last tick", || {
         broker.cron_last(&queue, schedule.name())
     })
     .await
@@ -137,7 +158,7 @@ async fn run_schedule(broker: Broker, schedule: Schedule, stop: CancellationToke
         crate::metrics::tick(schedule.name(), "skipped", skipped);
     }
     for tick in missed {
-        if !offer(&broker, &schedule, tick, &stop).await {
+        if !offer(&broker, &schedule, tick, outage, &stop).await {
             return;
         }
     }
@@ -153,7 +174,10 @@ async fn run_schedule(broker: Broker, schedule: Schedule, stop: CancellationToke
         // Far behind (Redis was unreachable, or this process was paused): the ticks missed
         // meanwhile follow the catch-up policy, like ticks missed while no replica ran. A slow
         // enqueue is never this late, so it never skips a tick.
-        let Some(now) = retry(&stop, "read the Redis clock", || broker.redis_time_ms()).await
+        let Some(now) = retry(&stop, outage, "read the Redis clock", || {
+            broker.redis_time_ms()
+        })
+        .await
         else {
             return;
         };
@@ -163,14 +187,16 @@ async fn run_schedule(broker: Broker, schedule: Schedule, stop: CancellationToke
             crate::metrics::tick(schedule.name(), "skipped", skipped);
             warn!(schedule = schedule.name(), behind_ms = now - tick, catch_up = ?schedule.catch_up(), enqueued = missed.len(), "scheduler fell behind; applying the catch-up policy");
             for t in missed {
-                if !offer(&broker, &schedule, t, &stop).await {
+                if !offer(&broker, &schedule, t, outage, &stop).await {
                     return;
                 }
             }
             cursor = now;
             continue;
         }
-        if !wait_for(&broker, tick, &stop).await || !offer(&broker, &schedule, tick, &stop).await {
+        if !wait_for(&broker, tick, outage, &stop).await
+            || !offer(&broker, &schedule, tick, outage, &stop).await
+        {
             return;
         }
         cursor = tick;
@@ -216,9 +242,13 @@ pub fn missed_ticks(schedule: &Schedule, last: Option<u64>, now: u64) -> Vec<u64
 }
 
 /// Sleep until `tick` on the Redis clock; false if stopped.
-async fn wait_for(broker: &Broker, tick: u64, stop: &CancellationToken) -> bool {
+async fn wait_for(broker: &Broker, tick: u64, outage: &Outage, stop: &CancellationToken) -> bool {
     loop {
-        let Some(now) = retry(stop, "read the Redis clock", || broker.redis_time_ms()).await else {
+        let Some(now) = retry(stop, outage, "read the Redis clock", || {
+            broker.redis_time_ms()
+        })
+        .await
+        else {
             return false;
         };
         if now >= tick {
@@ -233,7 +263,13 @@ async fn wait_for(broker: &Broker, tick: u64, stop: &CancellationToken) -> bool 
 }
 
 /// Offer one tick until Redis has it; false if stopped first.
-async fn offer(broker: &Broker, schedule: &Schedule, tick: u64, stop: &CancellationToken) -> bool {
+async fn offer(
+    broker: &Broker,
+    schedule: &Schedule,
+    tick: u64,
+    outage: &Outage,
+    stop: &CancellationToken,
+) -> bool {
     let c = &schedule.config;
     let envelope = Envelope {
         v: ENVELOPE_VERSION,
@@ -255,7 +291,7 @@ async fn offer(broker: &Broker, schedule: &Schedule, tick: u64, stop: &Cancellat
         idempotency_ttl: Duration::from_secs(1),
     };
     loop {
-        let Some(result) = retry(stop, "enqueue a tick", || {
+        let Some(result) = retry(stop, outage, "enqueue a tick", || {
             broker.cron_enqueue(schedule.name(), tick, &job)
         })
         .await
@@ -275,7 +311,7 @@ async fn offer(broker: &Broker, schedule: &Schedule, tick: u64, stop: &Cancellat
                 return true;
             }
             CronEnqueue::NotDue => {
-                if !wait_for(broker, tick, stop).await {
+                if !wait_for(broker, tick, outage, stop).await {
                     return false;
                 }
             }
@@ -283,26 +319,61 @@ async fn offer(broker: &Broker, schedule: &Schedule, tick: u64, stop: &Cancellat
     }
 }
 
-/// Call `f` until it succeeds (pausing 100 ms doubling to 5 s between failures); None if stopped.
-async fn retry<T, F, Fut>(stop: &CancellationToken, what: &str, mut f: F) -> Option<T>
+/// Call `f` until it succeeds (pausing 100 ms doubling to 5 s between failures, or until
+/// another schedule hears from Redis again); None if stopped. Nothing is logged per failed
+/// call: Redis not answering goes to the process's one outage log (the start, reminders at
+/// growing intervals, the end, each once); an error Redis answers with is logged the same way
+/// for this call alone.
+async fn retry<T, F, Fut>(
+    stop: &CancellationToken,
+    outage: &Outage,
+    what: &str,
+    mut f: F,
+) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = celeriac_core::Result<T>>,
 {
+    let refusals = Outage::new();
     let mut failures = 0u32;
     loop {
-        match f().await {
-            Ok(v) => return Some(v),
-            Err(e) => {
-                failures += 1;
-                error!(error = %e, "cron could not {what}; retrying");
-                let pause =
-                    Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
-                tokio::select! {
-                    _ = stop.cancelled() => return None,
-                    _ = tokio::time::sleep(pause) => {}
+        let e = match f().await {
+            Ok(v) => {
+                if let Some(ended) = outage.ok() {
+                    info!(
+                        down_s = format!("{:.1}", ended.down.as_secs_f64()),
+                        failed_calls = ended.failures,
+                        "Redis answers again"
+                    );
                 }
+                if let Some(ended) = refusals.ok() {
+                    info!(failed_calls = ended.failures, "cron could {what} again");
+                }
+                return Some(v);
             }
+            Err(e) => e,
+        };
+        failures += 1;
+        let unreachable = e.is_unreachable();
+        let log = if unreachable { outage } else { &refusals };
+        match log.failed() {
+            Report::Started if unreachable => {
+                error!(error = %e, "Redis does not answer: cron could not {what}; retrying (ticks are delayed, never skipped or doubled)")
+            }
+            Report::Started => error!(error = %e, "cron could not {what}; retrying"),
+            Report::Ongoing { down, failures } => warn!(
+                down_s = format!("{:.0}", down.as_secs_f64()),
+                failed_calls = failures,
+                error = %e,
+                "cron still cannot {what}"
+            ),
+            Report::Quiet => {}
+        }
+        let pause = Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(pause) => {}
+            _ = outage.back(), if unreachable => {}
         }
     }
 }

@@ -52,6 +52,9 @@ pub(crate) async fn run(
             id: fetched.id.clone(),
             token: fetched.token,
             op,
+            // The last value the handler set goes with the outcome, sent or not: a renewal
+            // carrying it may still be on its way and would be refused once the job is done.
+            progress: lease.progress.latest(),
         },
     };
     if acks.send(msg).is_err() {

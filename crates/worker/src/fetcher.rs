@@ -102,8 +102,10 @@ pub(crate) async fn run(
                 )
                 .await
             {
-                Ok(batch) => {
+                Ok(fetch) => {
                     shared.health.ok();
+                    crate::sweep::report_found(queue, &fetch.found);
+                    let batch = fetch.jobs;
                     answered += 1;
                     queue_backoff.remove(queue);
                     if !batch.is_empty() {
@@ -159,6 +161,7 @@ pub(crate) async fn run(
                             id: job.id.clone(),
                             token: job.token,
                             op: AckOp::Release,
+                            progress: None,
                         };
                         let _ = acks.send(AckMsg {
                             queue: job.queue.clone(),
@@ -203,7 +206,7 @@ async fn wait_for_work(
         match shared.broker.blocking_connection(IDLE_WAIT).await {
             Ok(c) => *waiter = Some(c),
             Err(e) => {
-                warn!(error = %e, "cannot open the wake-up connection; polling instead");
+                wake_wait_failed(shared, "open the wake-up connection", &e);
                 tokio::select! {
                     _ = stop.cancelled() => {}
                     _ = tokio::time::sleep(IDLE_WAIT) => {}
@@ -232,7 +235,7 @@ async fn wait_for_work(
         _ = stop.cancelled() => {}
         r = blpop => {
             if let Err(e) = r {
-                warn!(error = %e, "wake-up wait failed; polling again after a pause");
+                wake_wait_failed(shared, "wait for work", &celeriac_core::Error::from(e));
                 *waiter = None;
                 tokio::select! {
                     _ = stop.cancelled() => {}
@@ -240,5 +243,16 @@ async fn wait_for_work(
                 }
             }
         }
+    }
+}
+
+/// The wake-up wait failed: part of an outage (one log for the whole worker) when Redis does
+/// not answer; otherwise said each time (the fetcher then polls, after a pause).
+fn wake_wait_failed(shared: &Shared, operation: &'static str, e: &celeriac_core::Error) {
+    if e.is_unreachable() {
+        shared.redis_failed(operation, e);
+    } else {
+        crate::metrics::redis_error(operation);
+        warn!(error = %e, "{operation} failed; polling for jobs instead, after a pause");
     }
 }

@@ -174,10 +174,10 @@ async fn renew(shared: &Shared, broker: &Broker) -> bool {
                     }
                     // Progress not stored goes back, to be sent with the next renewal.
                     for r in chunk {
-                        if let (Some(l), Some(p)) =
+                        if let (Some(l), Some(_)) =
                             (shared.lease(&queue, &r.id, r.token), &r.progress)
                         {
-                            l.progress.restore(p.clone());
+                            l.progress.restore();
                         }
                     }
                 }

@@ -58,31 +58,50 @@ pub struct Job {
 }
 
 /// A handler's progress report: the latest value set is written to the job record at the
-/// worker's next heartbeat (every `worker.heartbeat_interval`), where `celeriac status` shows it.
-/// Setting it is cheap (no Redis call), so a handler may set it after every item.
+/// worker's next heartbeat (every `worker.heartbeat_interval`), where `celeriac status` shows it,
+/// and with the job's outcome when the handler returns, so a finished job shows the last value
+/// its handler set. Setting it is cheap (no Redis call), so a handler may set it after every
+/// item.
 #[derive(Clone, Debug, Default)]
 pub struct Progress {
-    latest: Arc<std::sync::Mutex<Option<String>>>,
+    latest: Arc<std::sync::Mutex<Latest>>,
+}
+
+#[derive(Debug, Default)]
+struct Latest {
+    value: Option<String>,
+    /// Set since the heartbeat last took it.
+    unsent: bool,
 }
 
 impl Progress {
     /// Report `value` (any JSON-serializable value, e.g. `{"done": 10, "total": 250}`).
     pub fn set(&self, value: &impl serde::Serialize) {
         if let (Ok(text), Ok(mut latest)) = (serde_json::to_string(value), self.latest.lock()) {
-            *latest = Some(text);
+            latest.value = Some(text);
+            latest.unsent = true;
         }
     }
 
     /// The value set since the last call, if any (the heartbeat sends it).
     pub(crate) fn take(&self) -> Option<String> {
-        self.latest.lock().ok().and_then(|mut l| l.take())
+        let mut latest = self.latest.lock().ok()?;
+        if !std::mem::take(&mut latest.unsent) {
+            return None;
+        }
+        latest.value.clone()
     }
 
-    /// Put back a value the heartbeat could not send, unless a newer one was set meanwhile.
-    pub(crate) fn restore(&self, value: String) {
+    /// The heartbeat could not send what it took: send the latest value next time.
+    pub(crate) fn restore(&self) {
         if let Ok(mut latest) = self.latest.lock() {
-            latest.get_or_insert(value);
+            latest.unsent = latest.value.is_some();
         }
+    }
+
+    /// The latest value set, sent or not (it goes with the job's outcome).
+    pub(crate) fn latest(&self) -> Option<String> {
+        self.latest.lock().ok().and_then(|l| l.value.clone())
     }
 }
 

@@ -67,6 +67,34 @@ pub enum WorkerError {
     Core(#[from] celeriac_core::Error),
 }
 
+/// How a worker is told to stop: cancelling `drain` starts the graceful drain; cancelling
+/// `now` (a second SIGTERM, say) ends its grace period at once — the handlers still running
+/// are stopped and their jobs handed back — and starts the drain if it had not started.
+/// A bare [`CancellationToken`] converts into a `Shutdown` whose `now` never fires.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown {
+    /// Stop fetching and let in-flight jobs finish within `worker.shutdown_grace`.
+    pub drain: CancellationToken,
+    /// Stop waiting: hand the jobs still running back now.
+    pub now: CancellationToken,
+}
+
+impl Shutdown {
+    /// Neither cancelled yet.
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+}
+
+impl From<CancellationToken> for Shutdown {
+    fn from(drain: CancellationToken) -> Shutdown {
+        Shutdown {
+            drain,
+            now: CancellationToken::new(),
+        }
+    }
+}
+
 /// Run a worker until `shutdown` is cancelled, then drain: stop fetching, let in-flight jobs
 /// finish within `worker.shutdown_grace`, hand the rest back at once, record every outcome,
 /// deregister. Returns `Ok(())` after a clean drain.
@@ -83,9 +111,13 @@ pub async fn run(
 pub async fn run_with_probe(
     config: Settings,
     registry: Registry,
-    shutdown: CancellationToken,
+    shutdown: impl Into<Shutdown>,
     probe: Probe,
 ) -> Result<(), WorkerError> {
+    let Shutdown {
+        drain: shutdown,
+        now,
+    } = shutdown.into();
     let broker =
         Broker::from_config(&config.core)
             .await
@@ -117,6 +149,19 @@ pub async fn run_with_probe(
         "worker started"
     );
     heartbeat::announce(&shared).await;
+    // Stopping now implies draining; it also ends the grace period (hard_stop).
+    tokio::spawn({
+        let (drain, hard_stop) = (shutdown.clone(), shared.hard_stop.clone());
+        async move {
+            tokio::select! {
+                _ = now.cancelled() => {
+                    drain.cancel();
+                    hard_stop.cancel();
+                }
+                _ = hard_stop.cancelled() => {}
+            }
+        }
+    });
 
     let maintenance = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -140,11 +185,24 @@ pub async fn run_with_probe(
         "shutting down: fetching stopped, waiting for in-flight jobs"
     );
     tracker.close();
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        warn!(
-            in_flight = shared.in_flight(),
-            "grace period over: stopping the remaining handlers and handing their jobs back"
-        );
+    let cut_short = tokio::select! {
+        _ = tracker.wait() => false,
+        _ = tokio::time::sleep(grace) => {
+            warn!(
+                in_flight = shared.in_flight(),
+                "grace period over: stopping the remaining handlers and handing their jobs back"
+            );
+            true
+        }
+        _ = shared.hard_stop.cancelled() => {
+            warn!(
+                in_flight = shared.in_flight(),
+                "asked to stop at once: stopping the remaining handlers and handing their jobs back"
+            );
+            true
+        }
+    };
+    if cut_short {
         shared.hard_stop.cancel();
         if tokio::time::timeout(FINAL_WAIT, tracker.wait())
             .await

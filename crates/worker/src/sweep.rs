@@ -10,6 +10,7 @@
 //!   Redis memory stays bounded at any throughput.
 
 use crate::shared::{every, Shared};
+use celeriac_core::broker::{Anomaly, AnomalyKind};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +67,7 @@ impl Sweep {
                         &shared.tokens(queue),
                     )
                     .await?;
+                report_found(queue, &r.found);
                 if r.requeued + r.buried > 0 {
                     crate::metrics::recovered(queue, r.requeued, r.buried);
                     warn!(
@@ -78,11 +80,13 @@ impl Sweep {
                 r.requeued + r.buried
             }
             Sweep::Promote => {
-                let n = shared.broker.promote(queue, self.batch()).await?;
-                if n > 0 {
-                    debug!(queue, jobs = n, "promoted due jobs");
+                let p = shared.broker.promote(queue, self.batch()).await?;
+                report_found(queue, &p.found);
+                if p.moved > 0 {
+                    debug!(queue, jobs = p.moved, "promoted due jobs");
                 }
-                n
+                // Ids handled without being moved count too: a full call means more to do.
+                p.moved + p.found.len() as u64
             }
             Sweep::Janitor => {
                 let n = shared
@@ -96,6 +100,28 @@ impl Sweep {
             }
         };
         Ok(n as usize)
+    }
+}
+
+/// Log, once each, what a script found that no Celeriac script writes: it is already counted
+/// and kept where operators see it (`celeriac queues`, `jobs strays`, the dead set).
+pub(crate) fn report_found(queue: &str, found: &[Anomaly]) {
+    for a in found {
+        let (job, index, detail) = (&a.id, &a.index, &a.detail);
+        match a.what {
+            AnomalyKind::DeadLettered => warn!(
+                queue, job, index, error = %detail,
+                "job id with no usable record dead-lettered (schema_error)"
+            ),
+            AnomalyKind::WrongType => warn!(
+                queue, job, index, key_type = %detail,
+                "stray: the job key is a Redis {detail}, not a hash (written with SET instead of HSET?); left alone and listed by `celeriac jobs strays --queue {queue}`"
+            ),
+            AnomalyKind::WrongIndex => warn!(
+                queue, job, index, state = %detail,
+                "stray: the record says {detail} but its id was in {index}, and it is in no index of its own state; left alone and listed by `celeriac jobs strays --queue {queue}`"
+            ),
+        }
     }
 }
 

@@ -89,7 +89,7 @@ impl TestJob {
         Ran {
             outcome,
             progress: progress
-                .take()
+                .latest()
                 .and_then(|text| serde_json::from_str(&text).ok()),
         }
     }

@@ -43,6 +43,16 @@ Examples:
   celeriac jobs purge --queue default --state succeeded
   celeriac jobs purge --queue mail --state dead --json")]
     Purge(PurgeArgs),
+    /// Strays of a queue: job records the workers found outside the index of their state
+    /// (stranded: no worker would find them again) and job keys that are not hashes, with what
+    /// was found and what the key holds now. --repair settles each: a waiting or running record
+    /// becomes dead (schema_error, run it again with `jobs retry`), a finished one goes back to
+    /// its retention index, a string key becomes a dead record holding it as its envelope;
+    /// other key types are left for you to delete.
+    #[command(after_help = "Examples:
+  celeriac jobs strays --queue default
+  celeriac jobs strays --queue default --repair --json")]
+    Strays(StraysArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,6 +115,27 @@ pub struct PurgeArgs {
     json: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct StraysArgs {
+    /// Queue.
+    #[arg(long, value_name = "Q")]
+    queue: String,
+    /// Settle them (see above) instead of listing them.
+    #[arg(long)]
+    repair: bool,
+    /// Most strays listed, the most recently found first.
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_name = "N",
+        conflicts_with = "repair"
+    )]
+    limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 pub async fn run(config: Config, command: Command) -> CliResult {
     let inspector = inspector(&config).await?;
     match command {
@@ -161,6 +192,67 @@ pub async fn run(config: Config, command: Command) -> CliResult {
                 )?;
             } else {
                 outln!("purged {n} {} jobs of queue {}", a.state, a.queue);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Strays(a) if a.repair => {
+            let done = inspector.repair_strays(&a.queue).await?;
+            if a.json {
+                print_json(&done)?;
+            } else if done.is_empty() {
+                outln!("no strays in queue {}", a.queue);
+            } else {
+                for r in &done {
+                    let what = match r.action.as_str() {
+                        "gone" => "gone meanwhile: forgotten".to_string(),
+                        "resolved" => {
+                            format!("back in the index of its state ({}): forgotten", r.detail)
+                        }
+                        "dead_lettered" => format!(
+                            "was {}: now dead (schema_error); run it with `celeriac jobs retry`",
+                            r.detail
+                        ),
+                        "reindexed" => format!(
+                            "{}: back in its index (retention deletes it in time)",
+                            r.detail
+                        ),
+                        "converted" => {
+                            "a string: now a dead record holding it as its envelope (schema_error)"
+                                .to_string()
+                        }
+                        "left" => {
+                            format!("a Redis {}: left alone; delete the key by hand", r.detail)
+                        }
+                        other => other.to_string(),
+                    };
+                    outln!("{}: {}", escape(&r.id), escape(&what));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Strays(a) => {
+            let strays = inspector.strays(&a.queue, a.limit).await?;
+            if a.json {
+                print_json(&strays)?;
+            } else if strays.is_empty() {
+                outln!("no strays in queue {}", a.queue);
+            } else {
+                let mut t = table(&["id", "what", "found in", "found", "noticed", "now"]);
+                for s in &strays {
+                    t.add_row(vec![
+                        Cell::from(s.id.as_str()),
+                        s.what.as_str().into(),
+                        s.index.as_str().into(),
+                        s.found.as_str().into(),
+                        or_dash(s.noticed_at.as_deref()).into(),
+                        free(s.now.as_str()),
+                    ]);
+                }
+                outln!("{t}");
+                outln!(
+                    "settle them with: celeriac jobs strays --queue {} --repair",
+                    a.queue
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

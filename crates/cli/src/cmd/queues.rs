@@ -32,6 +32,8 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         print_json(&queues)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // A member of P:queues that is not a queue name was reported on stderr; no row for it.
+    let queues: Vec<_> = queues.into_iter().filter(|q| q.skipped.is_none()).collect();
     if queues.is_empty() {
         outln!("no queues yet (a queue appears with its first job or worker)");
         return Ok(ExitCode::SUCCESS);
@@ -57,5 +59,13 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         t.add_row(row);
     }
     outln!("{t}");
+    for q in queues.iter().filter(|q| q.strays > 0) {
+        outln!(
+            "queue {}: {} strays; list and settle them with celeriac jobs strays --queue {}",
+            q.queue,
+            q.strays,
+            q.queue
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

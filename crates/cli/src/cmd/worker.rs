@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 /// Run a worker until SIGTERM or SIGINT, then drain within `worker.shutdown_grace` (default
-/// 25 s): in-flight jobs finish, the rest are handed back at once, and the process exits 0.
+/// 25 s): in-flight jobs finish, the rest are handed back at once, and the process exits 0. A
+/// second SIGTERM or SIGINT ends the grace period at once.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Queues to serve, comma-separated, fetched round-robin [default: from config, "default"].
@@ -34,8 +35,11 @@ impl Args {
 
 pub async fn run(settings: Settings) -> CliResult {
     init_logging(&settings.log);
-    let shutdown = CancellationToken::new();
-    tokio::spawn(on_signal(shutdown.clone()));
+    let shutdown = celeriac_worker::Shutdown::new();
+    tokio::spawn(on_signals(
+        shutdown.drain.clone(),
+        Some(shutdown.now.clone()),
+    ));
     let mut registry = celeriac_worker::Registry::new();
     celeriac_worker::kinds::register_all(&mut registry);
     // Domains open the database and build HTTP clients only when a job needs them.
@@ -76,20 +80,51 @@ pub async fn run(settings: Settings) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Drain on the first SIGTERM or SIGINT (`celeriac cron` too); a second one cuts the drain
+/// short: see [`on_signals`].
 pub(crate) async fn on_signal(shutdown: CancellationToken) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    on_signals(shutdown, None).await
+}
+
+/// The first SIGTERM or SIGINT cancels `drain`. The second cancels `now` — a worker then stops
+/// the handlers still running and hands their jobs back at once instead of waiting out its
+/// grace period — or, without `now`, ends the process at once. A third ends the process at
+/// once whatever is still being recorded (those jobs' leases expire and they run again).
+pub(crate) async fn on_signals(drain: CancellationToken, now: Option<CancellationToken>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM and SIGINT; stop this process with SIGKILL");
+        return;
     };
+    let first = next_signal(&mut term, &mut int).await;
+    tracing::info!("{first} received: draining; send SIGTERM or SIGINT again to stop at once");
+    drain.cancel();
+    let second = next_signal(&mut term, &mut int).await;
+    let Some(now) = now else {
+        tracing::warn!("{second} received, the second signal: exiting at once");
+        std::process::exit(0);
+    };
+    tracing::warn!(
+        "{second} received, the second signal: stopping the running handlers and handing their jobs back now, then exiting; a third signal exits without waiting for Redis to record them"
+    );
+    now.cancel();
+    let third = next_signal(&mut term, &mut int).await;
+    tracing::error!("{third} received, the third signal: exiting now; jobs whose hand-back was not recorded run again when their leases expire");
+    std::process::exit(1);
+}
+
+/// The name of the next SIGTERM or SIGINT received.
+async fn next_signal(
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) -> &'static str {
     tokio::select! {
-        _ = term => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
     }
-    shutdown.cancel();
 }
 
 pub(crate) fn init_logging(log: &LogConfig) {

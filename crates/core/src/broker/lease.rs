@@ -1,7 +1,7 @@
 //! Leases: fetch, record outcomes, renew, reconcile and take back expired leases. Each call
 //! carries a deadline on the Redis clock ([`Broker::deadline_ms`]).
 
-use super::{int, string, Broker};
+use super::{anomalies, int, string, Anomaly, Broker};
 use crate::config::RetentionConfig;
 use crate::envelope::DeadReason;
 use crate::error::{Error, Result};
@@ -71,15 +71,29 @@ pub struct Ack {
     pub token: u64,
     /// What happened.
     pub op: AckOp,
+    /// The latest progress the handler reported (JSON text), stored with the outcome so the
+    /// record shows where the run ended; `None` when it reported none.
+    pub progress: Option<String>,
 }
 
 /// What one recovery sweep did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
     /// Jobs put back at the front of their queue.
     pub requeued: u64,
     /// Jobs dead with reason `worker_lost`.
     pub buried: u64,
+    /// What the sweep found that no Celeriac script writes (log each once).
+    pub found: Vec<Anomaly>,
+}
+
+/// What one fetch leased, and what it found that no Celeriac script writes.
+#[derive(Clone, Debug, Default)]
+pub struct Fetch {
+    /// The jobs leased to the worker.
+    pub jobs: Vec<Fetched>,
+    /// Anomalies met on the way (log each once).
+    pub found: Vec<Anomaly>,
 }
 
 /// Why Redis did not record an outcome or renew a lease.
@@ -126,7 +140,7 @@ impl Broker {
         lease: Duration,
         worker: &str,
         max_bytes: usize,
-    ) -> Result<Vec<Fetched>> {
+    ) -> Result<Fetch> {
         let k = &self.keys;
         let reply: Vec<Value> = scripts::FETCH
             .key(k.pending(queue))
@@ -143,8 +157,9 @@ impl Broker {
             .arg(self.deadline_ms().await)
             .invoke_async(&mut self.con.clone())
             .await?;
+        let found = reply.get(1).map(anomalies).transpose()?.unwrap_or_default();
         let mut out = Vec::with_capacity(reply.len() / 6);
-        for job in reply.get(1..).unwrap_or_default().chunks(6) {
+        for job in reply.get(2..).unwrap_or_default().chunks(6) {
             let [id, token, attempt, body, len, suspect] = job else {
                 return Err(Error::Protocol("fetch reply is not a multiple of 6".into()));
             };
@@ -158,7 +173,7 @@ impl Broker {
                 suspect: int(suspect)? == 1,
             });
         }
-        Ok(out)
+        Ok(Fetch { jobs: out, found })
     }
 
     /// Record outcomes of jobs of `queue`; returns the outcomes not recorded, and why.
@@ -195,7 +210,12 @@ impl Broker {
                 AckOp::Release => ("release", String::new(), String::new()),
                 AckOp::Expired => ("expired", String::new(), String::new()),
             };
-            inv.arg(&ack.id).arg(ack.token).arg(op).arg(a).arg(b);
+            inv.arg(&ack.id)
+                .arg(ack.token)
+                .arg(op)
+                .arg(a)
+                .arg(b)
+                .arg(ack.progress.as_deref().unwrap_or(""));
         }
         refusals(inv.invoke_async(&mut self.con.clone()).await?)
     }
@@ -271,8 +291,15 @@ impl Broker {
         for t in held {
             inv.arg(*t);
         }
-        let (requeued, buried): (u64, u64) = inv.invoke_async(&mut self.con.clone()).await?;
-        Ok(Recovered { requeued, buried })
+        let reply: Vec<Value> = inv.invoke_async(&mut self.con.clone()).await?;
+        let [requeued, buried, found] = reply.as_slice() else {
+            return Err(Error::Protocol("recover reply is not 3 values".into()));
+        };
+        Ok(Recovered {
+            requeued: int(requeued)?.max(0) as u64,
+            buried: int(buried)?.max(0) as u64,
+            found: anomalies(found)?,
+        })
     }
 }
 

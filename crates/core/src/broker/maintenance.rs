@@ -7,6 +7,15 @@ use crate::error::Result;
 use crate::scripts;
 use std::time::Duration;
 
+/// What one [`Broker::promote`] call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Promoted {
+    /// Jobs made pending.
+    pub moved: u64,
+    /// What the call found that no Celeriac script writes (log each once).
+    pub found: Vec<super::Anomaly>,
+}
+
 /// What [`Broker::cron_enqueue`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CronEnqueue {
@@ -19,10 +28,11 @@ pub enum CronEnqueue {
 }
 
 impl Broker {
-    /// Make up to `limit` due delayed and retrying jobs pending; returns how many.
-    pub async fn promote(&self, queue: &str, limit: usize) -> Result<u64> {
+    /// Make up to `limit` due delayed and retrying jobs pending (per index); returns how many,
+    /// and what the call found that no Celeriac script writes.
+    pub async fn promote(&self, queue: &str, limit: usize) -> Result<Promoted> {
         let k = &self.keys;
-        Ok(scripts::PROMOTE
+        let reply: Vec<redis::Value> = scripts::PROMOTE
             .key(k.scheduled(queue))
             .key(k.retry(queue))
             .key(k.pending(queue))
@@ -31,7 +41,16 @@ impl Broker {
             .arg(k.queue_base(queue))
             .arg(limit)
             .invoke_async(&mut self.con.clone())
-            .await?)
+            .await?;
+        let [moved, found] = reply.as_slice() else {
+            return Err(crate::Error::Protocol(
+                "promote reply is not 2 values".into(),
+            ));
+        };
+        Ok(Promoted {
+            moved: super::int(moved)?.max(0) as u64,
+            found: super::anomalies(found)?,
+        })
     }
 
     /// Apply retention to up to `limit` jobs per index; returns how many records were deleted.

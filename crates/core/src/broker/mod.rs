@@ -14,8 +14,8 @@ mod maintenance;
 
 pub use batch::{BatchAdded, BatchCounts};
 pub use enqueue::{Enqueued, NewJob, PartialEnqueue, ENQUEUE_CHUNK, ENQUEUE_CHUNK_BYTES};
-pub use lease::{Ack, AckOp, Fetched, Recovered, Refusal, Renewal, FETCH_BYTES};
-pub use maintenance::CronEnqueue;
+pub use lease::{Ack, AckOp, Fetch, Fetched, Recovered, Refusal, Renewal, FETCH_BYTES};
+pub use maintenance::{CronEnqueue, Promoted};
 
 use crate::connection::Conn;
 use crate::connection::Reconnecting;
@@ -357,6 +357,86 @@ impl Broker {
             .await?;
         Ok(())
     }
+}
+
+/// Something a script found in the keyspace that no Celeriac script writes (see
+/// `docs/job-states.md`, "Strays and orphans"). It is already counted and kept where operators
+/// see it; the worker whose call found it logs it once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anomaly {
+    /// The job id, shown as [`crate::keys::display_bytes`] does.
+    pub id: String,
+    /// What was wrong.
+    pub what: AnomalyKind,
+    /// The index the id was found in: `pending`, `scheduled`, `retry` or `active`.
+    pub index: String,
+    /// For [`AnomalyKind::DeadLettered`] the error stored; for [`AnomalyKind::WrongType`] the
+    /// key's type; for [`AnomalyKind::WrongIndex`] the record's state.
+    pub detail: String,
+}
+
+/// The kinds of [`Anomaly`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    /// An id with no usable record: made a dead record (`schema_error`).
+    DeadLettered,
+    /// A stray: the job key is not a hash (written with `SET`, say).
+    WrongType,
+    /// A stray: the record's state is not that of the index holding the id, and the record is
+    /// in no index of its own state either.
+    WrongIndex,
+}
+
+impl AnomalyKind {
+    /// The name the scripts and the CLI use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::DeadLettered => "dead_lettered",
+            AnomalyKind::WrongType => "wrong_type",
+            AnomalyKind::WrongIndex => "wrong_index",
+        }
+    }
+
+    /// The kind named `s`.
+    pub fn parse(s: &str) -> Option<AnomalyKind> {
+        [
+            AnomalyKind::DeadLettered,
+            AnomalyKind::WrongType,
+            AnomalyKind::WrongIndex,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// Decode a script's `{ id, what, index, detail, ... }`.
+pub(crate) fn anomalies(v: &Value) -> Result<Vec<Anomaly>> {
+    let items = match v {
+        Value::Array(items) => items.as_slice(),
+        Value::Nil => &[],
+        other => {
+            return Err(Error::Protocol(format!(
+                "expected a list of anomalies, got {other:?}"
+            )))
+        }
+    };
+    items
+        .chunks(4)
+        .map(|c| match c {
+            [id, what, index, detail] => Ok(Anomaly {
+                id: match id {
+                    Value::BulkString(b) => crate::keys::display_bytes(b),
+                    other => string(other)?,
+                },
+                what: AnomalyKind::parse(&string(what)?)
+                    .ok_or_else(|| Error::Protocol(format!("unknown anomaly {what:?}")))?,
+                index: string(index)?,
+                detail: string(detail)?,
+            }),
+            _ => Err(Error::Protocol("anomaly list of a wrong length".into())),
+        })
+        .collect()
 }
 
 pub(crate) fn string(v: &Value) -> Result<String> {

@@ -11,17 +11,20 @@ use std::collections::HashMap;
 impl Inspector {
     /// One job by id: in `queue` when given, else in the one known queue that holds it
     /// ([`crate::Error::AmbiguousId`] when several do).
+    /// An id that is not UTF-8 is given as the CLI shows it (`bad\xff`, see
+    /// [`keys::display_bytes`]).
     pub async fn job(&self, id: &str, queue: Option<&str>) -> Result<Option<JobInfo>> {
-        let Some(queue) = self.locate(id, queue).await? else {
+        let Some((queue, id)) = self.locate_id(id, queue).await? else {
             return Ok(None);
         };
-        let mut jobs = self.load(&queue, &[id.to_string()]).await?;
+        let mut jobs = self.load(&queue, &[id]).await?;
         Ok(jobs.pop().flatten())
     }
 
     /// Jobs of `queue` by id, in order (`None` for ids with no record).
     pub async fn jobs_in(&self, queue: &str, ids: &[String]) -> Result<Vec<Option<JobInfo>>> {
-        self.load(queue, ids).await
+        let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
+        self.load(queue, &ids).await
     }
 
     /// Jobs of `queue` in `state`, newest finished first for final states, next-to-run first
@@ -31,12 +34,12 @@ impl Inspector {
         let k = self.broker.keys();
         let stop = limit.max(1) as isize - 1;
         let mut con = self.con();
-        let ids: Vec<String> = match state {
+        let ids: Vec<Vec<u8>> = match state {
             JobState::Pending => redis::cmd("LRANGE")
                 .arg(k.pending(queue))
                 .arg(-(limit.max(1) as isize))
                 .arg(-1)
-                .query_async::<Vec<String>>(&mut con)
+                .query_async::<Vec<Vec<u8>>>(&mut con)
                 .await?
                 .into_iter()
                 .rev()
@@ -59,14 +62,14 @@ impl Inspector {
             .collect())
     }
 
-    async fn load(&self, queue: &str, ids: &[String]) -> Result<Vec<Option<JobInfo>>> {
+    async fn load(&self, queue: &str, ids: &[Vec<u8>]) -> Result<Vec<Option<JobInfo>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let k = self.broker.keys();
         let mut pipe = redis::pipe();
         for id in ids {
-            pipe.cmd("HGETALL").arg(k.job(queue, id));
+            pipe.cmd("HGETALL").arg(k.job_bytes(queue, id));
             pipe.zscore(k.scheduled(queue), id);
             pipe.zscore(k.retry(queue), id);
         }
@@ -80,7 +83,7 @@ impl Inspector {
                     return None;
                 }
                 let due = r[1..].iter().find_map(score_text);
-                Some(self.job_info(queue, id, &fields, due))
+                Some(self.job_info(queue, &keys::display_bytes(id), &fields, due))
             })
             .collect())
     }
@@ -95,12 +98,13 @@ impl Inspector {
         let text = |name: &str| f.get(name).map(|v| String::from_utf8_lossy(v).into_owned());
         let msg: serde_json::Value = f
             .get("msg")
-            .and_then(|b| serde_json::from_slice(b).ok())
+            .and_then(|b| serde_json::from_slice(crate::envelope::json_text(b)).ok())
             .unwrap_or(serde_json::Value::Null);
         let state = text("state").unwrap_or_default();
         let attempts = text("attempt")
             .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0) as u32;
+            .unwrap_or(0)
+            .min(u32::MAX.into()) as u32;
         let worker = text("worker");
         let started_at = text("started_us").map(|s| rfc3339_us_text(&s));
         let finished_at = text("finished_us").map(|s| rfc3339_us_text(&s));
@@ -146,7 +150,7 @@ impl Inspector {
             attempts,
             max_attempts: msg["max_attempts"]
                 .as_u64()
-                .map(|m| m as u32)
+                .map(|m| m.min(u32::MAX.into()) as u32)
                 .unwrap_or_else(|| (self.attempts_of)(&kind)),
             created_at: ms_json(&msg["created_at"]),
             started_at,

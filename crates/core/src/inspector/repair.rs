@@ -13,15 +13,23 @@ impl Inspector {
     /// Group ids by the queue that holds them (only `queue` when given); unknown ids map to
     /// `None`. Every id is located before anything changes, so an id that several queues hold
     /// ([`Error::AmbiguousId`]) fails the whole call.
+    /// Each id comes with its bytes as stored (an id shown escaped, `bad\xff`, names the bytes
+    /// it stands for).
     async fn group(
         &self,
         ids: &[String],
         queue: Option<&str>,
-    ) -> Result<Vec<(Option<String>, Vec<String>)>> {
-        let mut groups: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    ) -> Result<Vec<(Option<String>, Vec<Id>)>> {
+        let mut groups: BTreeMap<Option<String>, Vec<Id>> = BTreeMap::new();
         for id in ids {
-            let q = self.locate(id, queue).await?;
-            groups.entry(q).or_default().push(id.clone());
+            let (q, bytes) = match self.locate_id(id, queue).await? {
+                Some((q, bytes)) => (Some(q), bytes),
+                None => (None, id.as_bytes().to_vec()),
+            };
+            groups.entry(q).or_default().push(Id {
+                given: id.clone(),
+                bytes,
+            });
         }
         Ok(groups.into_iter().collect())
     }
@@ -33,7 +41,7 @@ impl Inspector {
         let mut out = Vec::new();
         for (queue, ids) in self.group(ids, queue).await? {
             let Some(queue) = queue else {
-                out.extend(ids.into_iter().map(Repair::no_such_job));
+                out.extend(ids.into_iter().map(|id| Repair::no_such_job(id.given)));
                 continue;
             };
             for chunk in ids.chunks(REPAIR_BATCH) {
@@ -46,14 +54,14 @@ impl Inspector {
                     .key(k.wake(&queue))
                     .arg(k.queue_base(&queue));
                 for id in chunk {
-                    inv.arg(id);
+                    inv.arg(&id.bytes);
                 }
                 let prev: Vec<String> = inv.invoke_async(&mut self.con()).await?;
                 out.extend(
                     chunk
                         .iter()
                         .zip(prev)
-                        .map(|(id, p)| repair(id, &queue, p, |s| !s.is_final())),
+                        .map(|(id, p)| repair(&id.given, &queue, p, |s| !s.is_final())),
                 );
             }
         }
@@ -67,13 +75,14 @@ impl Inspector {
         let mut out = Vec::new();
         for (queue, ids) in self.group(ids, queue).await? {
             let Some(queue) = queue else {
-                out.extend(ids.into_iter().map(Repair::no_such_job));
+                out.extend(ids.into_iter().map(|id| Repair::no_such_job(id.given)));
                 continue;
             };
             for chunk in ids.chunks(REPAIR_BATCH) {
-                let prev: Vec<String> = self.retry_call(&queue, "ids", chunk).await?;
+                let bytes: Vec<&[u8]> = chunk.iter().map(|id| id.bytes.as_slice()).collect();
+                let prev: Vec<String> = self.retry_call(&queue, "ids", &bytes).await?;
                 out.extend(chunk.iter().zip(prev).map(|(id, p)| {
-                    repair(id, &queue, p, |s| {
+                    repair(&id.given, &queue, p, |s| {
                         matches!(
                             s,
                             JobState::Dead
@@ -95,7 +104,7 @@ impl Inspector {
         let cutoff = self.broker.redis_time_ms().await?.to_string();
         loop {
             let (taken, requeued): (u64, u64) = self
-                .retry_call(queue, "all-dead", std::slice::from_ref(&cutoff))
+                .retry_call(queue, "all-dead", &[cutoff.as_bytes()])
                 .await?;
             if taken == 0 {
                 return Ok(total);
@@ -108,7 +117,7 @@ impl Inspector {
         &self,
         queue: &str,
         mode: &str,
-        ids: &[String],
+        ids: &[&[u8]],
     ) -> Result<T> {
         let k = self.broker.keys();
         let mut inv = scripts::RETRY.prepare_invoke();
@@ -162,6 +171,12 @@ impl Inspector {
             total += n;
         }
     }
+}
+
+/// An id as the operator gave it, and as stored.
+struct Id {
+    given: String,
+    bytes: Vec<u8>,
 }
 
 fn repair(id: &str, queue: &str, previous: String, changes: impl Fn(JobState) -> bool) -> Repair {

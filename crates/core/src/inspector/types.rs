@@ -33,7 +33,8 @@ pub struct JobInfo {
     pub reason: Option<String>,
     /// The handler's result, for succeeded jobs that returned one.
     pub result: Option<serde_json::Value>,
-    /// The latest progress the handler reported (written at each heartbeat while it runs).
+    /// The latest progress the handler reported (written at each heartbeat while it runs, and
+    /// with the outcome).
     pub progress: Option<serde_json::Value>,
     /// The handler's input.
     pub payload: serde_json::Value,
@@ -79,6 +80,16 @@ pub struct QueueInfo {
     pub failed_total: u64,
     /// Dead jobs by reason since the queue existed.
     pub dead_by_reason: BTreeMap<String, u64>,
+    /// Strays waiting for an operator: records found outside the index of their state, and job
+    /// keys that are not hashes (`celeriac jobs strays --queue Q` lists and settles them).
+    pub strays: u64,
+    /// Keys of this queue that could not be read, with Redis's error (a key of another type
+    /// written inside Celeriac's prefix): their figures are shown as 0.
+    pub unreadable: Vec<String>,
+    /// Set when this member of `P:queues` is not a queue name (not UTF-8, or breaking the
+    /// naming rules): why. `queue` is then the member escaped (`bad\xff`), every figure is 0,
+    /// and every command skips it.
+    pub skipped: Option<String>,
 }
 
 /// A live worker.

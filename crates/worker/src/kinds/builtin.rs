@@ -9,6 +9,9 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 struct SleepPayload {
     ms: u64,
+    /// Sleep in this many equal steps, reporting `{"done": i, "total": steps}` after each.
+    #[serde(default)]
+    steps: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -30,7 +33,16 @@ async fn sleep(job: Job) -> Outcome {
         Ok(p) => p,
         Err(o) => return o,
     };
-    tokio::time::sleep(Duration::from_millis(p.ms)).await;
+    let Some(steps) = p.steps.filter(|&s| s > 0) else {
+        tokio::time::sleep(Duration::from_millis(p.ms)).await;
+        return Outcome::Done(None);
+    };
+    let step = Duration::from_millis(p.ms) / steps;
+    for done in 1..=steps {
+        tokio::time::sleep(step).await;
+        job.progress
+            .set(&serde_json::json!({"done": done, "total": steps}));
+    }
     Outcome::Done(None)
 }
 
@@ -100,6 +112,17 @@ mod tests {
             fail(job("fail", 1, serde_json::json!({"times": -1}))).await,
             Outcome::Discard(_)
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sleep_in_steps_reports_each_step() {
+        let j = job("sleep", 1, serde_json::json!({"ms": 300, "steps": 3}));
+        let progress = j.progress.clone();
+        assert_eq!(sleep(j).await, Outcome::Done(None));
+        assert_eq!(
+            progress.latest().as_deref(),
+            Some(r#"{"done":3,"total":3}"#)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,7 +3,8 @@
 //!
 //! Built-in kinds (for smoke tests, benchmarks and operators' drills):
 //! - `noop`: succeeds at once.
-//! - `sleep` `{"ms": N}`: waits N milliseconds, then succeeds.
+//! - `sleep` `{"ms": N}`: waits N milliseconds, then succeeds; with `"steps": K` it waits in K
+//!   equal steps and reports `{"done": i, "total": K}` as its progress after each.
 //! - `fail` `{"times": N, "message": S}`: fails its first N attempts with message S, then
 //!   succeeds; without `times` it always fails.
 //!
