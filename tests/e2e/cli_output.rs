@@ -193,6 +193,14 @@ fn control_characters_are_escaped_in_human_output() {
 fn closed_stdout_ends_quietly() {
     let env = Env::new("");
     let id = env.enqueue("noop", "{}", &["--delay", "1h"]);
+    env.ok(&[
+        "links",
+        "add",
+        "--name",
+        "Alice",
+        "--url",
+        "https://alice.example/",
+    ]);
     for args in [
         &["jobs", "list", "--queue", "default", "--state", "scheduled"][..],
         &[
@@ -207,6 +215,11 @@ fn closed_stdout_ends_quietly() {
         &["status", &id],
         &["queues"],
         &["workers", "--json"],
+        &["links", "list"],
+        &["links", "runs"],
+        &["cron", "list"],
+        &["verification", "list"],
+        &["--help"],
     ] {
         // The read end is closed before the CLI starts, so its first write fails with EPIPE.
         let (reader, writer) = std::io::pipe().unwrap();
@@ -234,41 +247,56 @@ fn help_shows_examples_exit_codes_and_global_options_apart() {
     let top = env.ok(&["--help"]);
     assert!(top.contains("Exit codes:"), "{top}");
     let (head, _) = top.split_once("Commands:").unwrap();
-    for c in [
-        "worker", "enqueue", "status", "jobs", "queues", "workers", "cron", "links", "migrate",
-    ] {
+    let commands = subcommands(&top);
+    // Every command there is, not a list kept by hand: a new command must join the summary
+    // and bring its examples.
+    assert!(commands.len() >= 12, "{commands:?}");
+    let mut checked = Vec::new();
+    for c in &commands {
         assert!(
-            top.contains(&format!("\n  {c} ")),
-            "{c} missing from the command list: {top}"
+            head.contains(c.as_str()),
+            "{c} missing from the summary: {head}"
         );
-        assert!(head.contains(c), "{c} missing from the summary: {head}");
+        let help = env.ok(&[c, "--help"]);
+        checked.push(vec![c.clone()]);
+        check_command_help(&[c], &help);
+        for sub in subcommands(&help) {
+            let help = env.ok(&[c, &sub, "--help"]);
+            check_command_help(&[c, &sub], &help);
+            checked.push(vec![c.clone(), sub]);
+        }
     }
-    for cmd in [
-        &["worker"][..],
-        &["enqueue"],
-        &["status"],
-        &["jobs"],
-        &["jobs", "list"],
-        &["jobs", "retry"],
-        &["jobs", "cancel"],
-        &["jobs", "purge"],
-        &["queues"],
-        &["workers"],
-        &["cron"],
-        &["links"],
-        &["migrate"],
-    ] {
-        let mut args = cmd.to_vec();
-        args.push("--help");
-        let help = env.ok(&args);
-        assert!(help.contains("Examples:\n  celeriac "), "{cmd:?}: {help}");
-        let (own, global) = help
-            .split_once("Global options:")
-            .unwrap_or_else(|| panic!("{cmd:?}: no global options heading: {help}"));
-        assert!(!own.contains("--redis-url"), "{cmd:?}: {help}");
+    // The walk reached the nested commands too.
+    for nested in [["jobs", "list"], ["links", "add"], ["cron", "history"]] {
         assert!(
-            global.contains("--redis-url") && global.contains("--prefix"),
-            "{cmd:?}: {help}"
+            checked.iter().any(|c| c == &nested),
+            "{nested:?} not walked: {checked:?}"
         );
     }
+}
+
+/// The names listed under `Commands:` in a help text, without `help`.
+fn subcommands(help: &str) -> Vec<String> {
+    let Some((_, list)) = help.split_once("\nCommands:\n") else {
+        return Vec::new();
+    };
+    list.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+fn check_command_help(cmd: &[&str], help: &str) {
+    assert!(help.contains("Examples:\n  celeriac "), "{cmd:?}: {help}");
+    let (own, global) = help
+        .split_once("Global options:")
+        .unwrap_or_else(|| panic!("{cmd:?}: no global options heading: {help}"));
+    assert!(!own.contains("--redis-url"), "{cmd:?}: {help}");
+    assert!(
+        global.contains("--redis-url") && global.contains("--prefix"),
+        "{cmd:?}: {help}"
+    );
 }

@@ -33,7 +33,7 @@ Each command has --help with its own examples; docs/cli.md documents every JSON 
 const GLOBAL: &str = "Global options";
 
 /// Celeriac, background jobs on Redis: worker, cron, enqueue, status, jobs, queues, workers,
-/// links, verification, onebot, migrate.
+/// links, verification, onebot, migrate, health.
 #[derive(Debug, Parser)]
 #[command(
     name = "celeriac",
@@ -124,6 +124,14 @@ Examples:
   celeriac --database-url postgres://celeriac@db:5432/celeriac migrate")]
     Migrate(cmd::migrate::Args),
     /// Ask a running worker's or scheduler's health endpoint ([http] listen); exit 0 on 200.
+    #[command(
+        after_help = "Exit codes: 0 the endpoint answered 200, 1 any other answer, no answer \
+within --timeout, or a malformed --url.
+
+Examples:
+  celeriac health
+  celeriac health --url http://127.0.0.1:9464/readyz --timeout 2s"
+    )]
     Health(cmd::health::Args),
     /// QQ group verification: members who must answer a code, reminded and kicked by scans.
     #[command(

@@ -22,6 +22,9 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Each schedule with its next runs (in its zone and UTC), last tick and last job's state.
+    #[command(after_help = "Examples:
+  celeriac --config prod.toml cron list
+  celeriac --config prod.toml cron list --next 5 --json")]
     List {
         /// Next runs shown per schedule.
         #[arg(long, default_value_t = 3, value_name = "N")]
@@ -31,6 +34,13 @@ enum Command {
         json: bool,
     },
     /// The last ticks of one schedule: tick time, job id and the job's state.
+    #[command(
+        after_help = "Exit codes: 0 listed, 1 no schedule of that name, or Redis unreachable.
+
+Examples:
+  celeriac --config prod.toml cron history nightly
+  celeriac --config prod.toml cron history nightly --limit 5 --json"
+    )]
     History {
         /// Schedule name.
         name: String,

@@ -13,10 +13,22 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Add a link.
+    #[command(after_help = "Examples:
+  celeriac links add --name Alice --url https://alice.example/friends
+  celeriac links add --name Bob --url https://bob.example/ --inactive")]
     Add(AddArgs),
     /// List every link with its state: shown or hidden, why, last status and check time.
+    #[command(
+        after_help = "Exit codes: 0 listed (also when there are no links), 1 database error.
+
+Examples:
+  celeriac links list
+  celeriac links list --json"
+    )]
     List(ListArgs),
     /// Remove a link by name (exit 1 if there is none).
+    #[command(after_help = "Examples:
+  celeriac links remove Alice")]
     Remove(RemoveArgs),
     /// Add or update links from a CSV or JSON-lines file, all or nothing.
     ///
@@ -25,11 +37,24 @@ pub enum Command {
     /// {"name": …, "url": …, "is_active": …} per line. Links are matched by name: new names are
     /// added, known ones get the file's URL and activity. A bad line stops the import and names
     /// the line; nothing is written then.
-    #[command(verbatim_doc_comment)]
+    #[command(
+        verbatim_doc_comment,
+        after_help = "Exit codes: 0 imported, 1 a bad line or a database error (nothing written).
+
+Examples:
+  celeriac links import friends.csv
+  celeriac links import friends.txt --format jsonl"
+    )]
     Import(ImportArgs),
     /// Recent check runs with their counts, newest first.
+    #[command(after_help = "Examples:
+  celeriac links runs
+  celeriac links runs --limit 5 --json")]
     Runs(RunsArgs),
     /// The result of every link in one check run (the newest by default).
+    #[command(after_help = "Examples:
+  celeriac links results
+  celeriac links results --problems")]
     Results(ResultsArgs),
 }
 
