@@ -248,7 +248,7 @@ impl Fetcher {
                 return Checked::Done(self.report(a, 1, started.elapsed()));
             }
         };
-        let attempt = self.attempt(&parsed, backlink).await;
+        let attempt = self.attempt(&parsed, backlink, self.config.timeout).await;
         let spent = started.elapsed();
         if self.config.retries == 0 || !attempt.failure.is_some_and(Failure::transient) {
             return Checked::Done(self.report(attempt, 1, spent));
@@ -280,7 +280,15 @@ impl Fetcher {
         let mut timeouts = u32::from(last.failure == Some(Failure::Timeout));
         loop {
             attempts += 1;
-            last = self.attempt(&url, backlink).await;
+            // After a timeout the next attempt's deadline is a little shorter, so that a run
+            // whose slowest page never answers ends within two `links.timeout`, its own
+            // database work included.
+            let timeout = if last.failure == Some(Failure::Timeout) {
+                self.config.timeout - retry_margin(self.config.timeout)
+            } else {
+                self.config.timeout
+            };
+            last = self.attempt(&url, backlink, timeout).await;
             if last.failure == Some(Failure::Timeout) {
                 timeouts += 1;
             }
@@ -328,18 +336,24 @@ impl Fetcher {
     /// Always GET, as the job this one replaces did: a page that answers HEAD with 200 and GET
     /// with an error is broken for its readers. Without a backlink to look for the body is not
     /// read (the connection is dropped after the headers).
-    async fn attempt(&self, start: &Url, backlink: Option<&Backlink>) -> Attempt {
+    async fn attempt(
+        &self,
+        start: &Url,
+        backlink: Option<&Backlink>,
+        timeout: Duration,
+    ) -> Attempt {
         // One deadline for the whole attempt: it starts with the first request and covers
         // DNS, connect, TLS, headers, redirects and the body. Time spent waiting for a host
         // slot is not counted.
         let mut deadline = None;
-        self.follow(start, backlink, &mut deadline).await
+        self.follow(start, backlink, timeout, &mut deadline).await
     }
 
     async fn follow(
         &self,
         start: &Url,
         backlink: Option<&Backlink>,
+        timeout: Duration,
         deadline: &mut Option<tokio::time::Instant>,
     ) -> Attempt {
         let mut url = start.clone();
@@ -350,7 +364,7 @@ impl Fetcher {
                 Failure::Timeout,
                 format!(
                     "no complete answer within {}",
-                    humantime::format_duration(self.config.timeout)
+                    humantime::format_duration(timeout)
                 ),
                 redirects,
             )
@@ -364,7 +378,7 @@ impl Fetcher {
                     *d += waiting.elapsed();
                     *d
                 }
-                None => *deadline.insert(tokio::time::Instant::now() + self.config.timeout),
+                None => *deadline.insert(tokio::time::Instant::now() + timeout),
             };
             match tokio::time::timeout_at(deadline, self.guard.check_host(&host)).await {
                 Err(_) => return timed_out(redirects),
@@ -523,4 +537,11 @@ fn location(base: &Url, response: &reqwest::Response) -> Option<Result<Url, BadL
         Ok(v) => base.join(v).map_err(BadLocation::from),
         Err(_) => Err(BadLocation::NotText),
     })
+}
+
+/// How much shorter the deadline of an attempt after a timeout is than `links.timeout`: a
+/// tenth of it, at most 100 ms — room for the run's own database work, so that a run whose
+/// slowest page never answers lasts at most two timeouts.
+fn retry_margin(timeout: Duration) -> Duration {
+    (timeout / 10).min(Duration::from_millis(100))
 }
