@@ -173,7 +173,7 @@ fn readyz_follows_redis_and_healthz_the_loops() {
     let port = free_port();
     let mut env = Env::at(
         &redis.url(),
-        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[worker]\nshutdown_grace = \"30s\"\n"),
     );
     env.spawn_worker(&[]);
     let status = |path: &str| get(port, path).map(|(s, _)| s).unwrap_or(0);
@@ -208,7 +208,33 @@ fn readyz_follows_redis_and_healthz_the_loops() {
         status("/readyz") == 200
     });
 
-    // Draining: not ready any more, and the process exits 0.
+    // Draining: while a job still runs after SIGTERM the process is alive but not ready (a
+    // load balancer or KEDA stops counting on it), then it exits 0 once the job is done.
+    let job = env.enqueue("sleep", r#"{"ms": 5000}"#, &[]);
+    env.wait_state(&job, "active", T);
     env.worker(0).signal("-TERM");
+    let mut body = String::new();
+    wait_until(T, "/readyz to say 503 while draining", || {
+        match get(port, "/readyz") {
+            Ok((503, b)) => {
+                body = b;
+                true
+            }
+            _ => false,
+        }
+    });
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["draining"], true, "{report}");
+    assert_eq!(
+        env.status(&job)["state"],
+        "active",
+        "observed while the job still ran"
+    );
+    assert_eq!(status("/healthz"), 200, "draining is alive: {report}");
     assert_eq!(env.worker(0).wait_exit(T), Some(0));
+    assert_eq!(
+        env.status(&job)["state"],
+        "succeeded",
+        "the drain let it finish"
+    );
 }

@@ -40,6 +40,8 @@ struct Cut {
     windows: Vec<(u64, u64)>,
     /// Worker-id prefix of the partitioned worker.
     cut_off: String,
+    /// Its index among the run's processes.
+    cut_off_n: usize,
 }
 
 impl Cut {
@@ -58,6 +60,7 @@ impl Cut {
             net,
             windows: Vec::new(),
             cut_off: String::new(),
+            cut_off_n: 0,
         }
     }
 
@@ -75,6 +78,12 @@ impl Cut {
             .env
             .spawn_worker_via(&exec, &["--redis-url", url.as_str()]);
         self.cut_off = pid_prefix(&mut self.run.env, n);
+        self.cut_off_n = n;
+    }
+
+    /// What the partitioned worker logged, one line per record.
+    fn cut_off_log(&mut self) -> String {
+        self.run.env.worker(self.cut_off_n).log_text()
     }
 
     fn partition(&mut self, down: Duration) {
@@ -88,8 +97,9 @@ impl Cut {
         e.worker.starts_with(&self.cut_off)
     }
 
-    /// Every assertion a partition scenario makes; prints the figures.
-    fn check(&self, r: &Report) {
+    /// Every assertion a partition scenario makes; prints the figures and returns the number
+    /// of jobs that ran more than once.
+    fn check(&self, r: &Report) -> usize {
         assert_clean(r);
         assert_eq!(r.dead, 0, "no job dead without a crash: {r:?}");
         let execs = read_ledger(&self.run.ledger);
@@ -191,6 +201,7 @@ impl Cut {
                 .map(|(c, h)| format!("{:.1}", (h - c) as f64 / 1e6))
                 .collect::<Vec<_>>()
         );
+        rerun
     }
 
     fn runs_started_on_cut_off_worker(&self) -> usize {
@@ -220,6 +231,7 @@ fn partition_longer_than_the_lease(jobs: usize, down: Duration) -> Report {
     let r = c.run.finish(Duration::from_secs(120));
     let after_heal = heal.elapsed();
     c.check(&r);
+    check_partition_log(&c.cut_off_log());
     // Ten 3 s jobs taken back as crash suspects would run one at a time: 20+ s after the
     // heal. Absolved at the heal, they run side by side.
     eprintln!(
@@ -252,9 +264,50 @@ fn flapping_link(jobs: usize, cycles: usize, down: Duration, up: Duration) -> Re
     r
 }
 
-/// Scenario 14: A partition shorter than the lease.
+/// What the cut-off worker says during a partition longer than the lease: the outage at once,
+/// with the leases at stake, before any lease passes; then that handlers were stopped; never a
+/// hint that Redis is not running (the connection was established), and no "lease gone" for a
+/// job whose outcome was accepted (there is no cancel or crash in these scenarios).
+fn check_partition_log(log: &str) {
+    let outage = log
+        .find("Redis does not answer; the leases held expire unless")
+        .unwrap_or_else(|| panic!("the outage was not logged with the leases at stake:\n{log}"));
+    let fenced = log
+        .find("lease passed unrenewed with the handler still running")
+        .unwrap_or_else(|| panic!("handlers stopped at their lease were not logged:\n{log}"));
+    assert!(
+        outage < fenced,
+        "the outage was logged only after leases had passed:\n{log}"
+    );
+    assert!(
+        log[outage..]
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("leases_held=")),
+        "{log}"
+    );
+    assert!(
+        !log.contains("is Redis running at the configured URL"),
+        "a timeout on an established connection is not a missing server:\n{log}"
+    );
+    assert!(
+        !log.contains("lease gone (cancelled or taken back)"),
+        "no job was cancelled or taken back from a dead worker:\n{log}"
+    );
+}
+
+/// The longest partition that costs nothing whatever the timing of the last renewal before
+/// it, with these timings (ADR 0011): lease − heartbeat − min(heartbeat, 1 s) − min(call bound,
+/// heartbeat).
+const BUDGET: Duration = Duration::from_millis(2000 - 500 - 500 - 500);
+
+/// Scenario 14: A partition shorter than the lease. Inside the partition budget no job may run
+/// twice; past it (still shorter than the lease) only jobs the cut-off worker was running may.
 fn short_partition(jobs: usize, down: Duration) -> Report {
-    let mut c = Cut::new("14 partition shorter than the lease");
+    let mut c = Cut::new(&format!(
+        "14 partition shorter than the lease ({} ms)",
+        down.as_millis()
+    ));
     c.spawn_partitioned_worker();
     c.run.enqueue((0..jobs).map(|_| record(1000)).collect());
     wait_until(Duration::from_secs(20), "the worker to hold jobs", || {
@@ -263,7 +316,10 @@ fn short_partition(jobs: usize, down: Duration) -> Report {
     c.run.env.spawn_worker(&[]);
     c.partition(down);
     let r = c.run.finish(Duration::from_secs(120));
-    c.check(&r);
+    let rerun = c.check(&r);
+    if down <= BUDGET {
+        assert_eq!(rerun, 0, "a partition inside the budget cost a re-run: {r}");
+    }
     r
 }
 
@@ -365,6 +421,14 @@ fn cron_replica_partitioned(down: Duration) -> Report {
             .join("\n")
     );
     assert!(ticks.len() as u64 >= 3 + down.as_secs() + 3, "{ticks:?}");
+    assert!(
+        log.contains("Redis does not answer") && log.contains("Redis answers again"),
+        "the outage and its end are logged:\n{log}"
+    );
+    assert!(
+        !log.contains("is Redis running at the configured URL"),
+        "a cut network is not a missing server:\n{log}"
+    );
     c.run.report()
 }
 
@@ -452,6 +516,7 @@ fn chaos_full_partitions() {
     let reports = [
         partition_longer_than_the_lease(60, Duration::from_secs(15)),
         flapping_link(200, 5, Duration::from_secs(4), Duration::from_secs(3)),
+        short_partition(60, Duration::from_millis(400)),
         short_partition(60, Duration::from_secs(1)),
         idle_worker_after_heal(Duration::from_secs(15), false),
         idle_worker_after_heal(Duration::from_millis(300), true),

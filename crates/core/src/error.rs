@@ -108,24 +108,58 @@ fn redis_hint(e: &redis::RedisError) -> &'static str {
         " (the call reached Redis after this process had stopped waiting for it, so Redis refused it: the network to Redis is slow or was cut off)"
     } else if e.is_timeout() {
         " (Redis did not answer in time: the network to it is slow or cut off, or Redis is overloaded; Celeriac reconnects and retries on its own)"
+    } else if unreachable(e, &text) {
+        " (no route to Redis: the network between this host and Redis is down)"
+    } else if e.is_connection_refusal() {
+        // Before "dropped", which counts a refused connection too: nothing listens there.
+        " (is Redis running at the configured URL? set --redis-url or CELERIAC_REDIS_URL)"
     } else if e.is_connection_dropped() {
         " (the connection to Redis broke; Celeriac reconnects on its own)"
-    } else if std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .is_some_and(|io| {
-            matches!(
-                io.kind(),
-                std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable
-            )
-        })
-    {
-        " (no route to Redis: the network between this host and Redis is down)"
-    } else if e.is_io_error() || e.is_connection_refusal() {
+    } else if e.is_io_error() {
         " (is Redis running at the configured URL? set --redis-url or CELERIAC_REDIS_URL)"
     } else {
         ""
     }
 }
 
+/// A connection that could not even be attempted: no route to the host, or no network. The
+/// redis client keeps the I/O error's text, not always the error itself, so both are read.
+fn unreachable(e: &redis::RedisError, text: &str) -> bool {
+    let kind = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    matches!(
+        kind,
+        Some(std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable)
+    ) || [
+        "No route to host",
+        "Network is unreachable",
+        "Host is unreachable",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint_of(io: std::io::Error) -> String {
+        Error::Redis(redis::RedisError::from(io)).to_string()
+    }
+
+    #[test]
+    fn an_unreachable_network_is_not_a_missing_server() {
+        // EHOSTUNREACH and ENETUNREACH, as a connect during a partition gets them.
+        for errno in [113, 101] {
+            let text = hint_of(std::io::Error::from_raw_os_error(errno));
+            assert!(text.contains("no route to Redis"), "{text}");
+            assert!(!text.contains("is Redis running"), "{text}");
+        }
+        let refused = hint_of(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(refused.contains("is Redis running"), "{refused}");
+    }
+}
