@@ -9,6 +9,8 @@
 -- history kept.
 local pending_key, scheduled_key, retry_key, dead_key, cancelled_key, wake_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local base, mode = ARGV[1], ARGV[2]
+-- 'all-dead' only: how many, and died before when (Unix ms); in 'ids' mode ARGV[3] is unused.
+local limit, died_before = tonumber(ARGV[3]), ARGV[4]
 local all_dead = mode == 'all-dead'
 local FIRST_ID = 4
 local now_ms, now_us = clock()
@@ -17,7 +19,6 @@ local ids = {}
 if all_dead then
   -- Only jobs that died before the operator's command (ARGV[4], ms): a retried job that dies
   -- again meanwhile is not picked up again, so the loop ends.
-  local limit, died_before = tonumber(ARGV[3]), ARGV[4]
   ids = redis.call('ZRANGEBYSCORE', dead_key, '-inf', '(' .. died_before, 'LIMIT', 0, limit)
 else
   for i = FIRST_ID, #ARGV do ids[#ids + 1] = ARGV[i] end

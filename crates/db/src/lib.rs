@@ -228,10 +228,7 @@ fn migrator(backend: Backend, domains: &[Migrations]) -> Migrator {
 
 /// Milliseconds since the Unix epoch, as domains store times (UTC epochs).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    i64::try_from(celeriac_core::time::now_ms()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
