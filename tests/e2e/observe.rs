@@ -238,3 +238,92 @@ fn readyz_follows_redis_and_healthz_the_loops() {
         "the drain let it finish"
     );
 }
+
+/// The sum of every sample of `name`, whatever its labels.
+fn total(m: &BTreeMap<(String, String), f64>, name: &str) -> f64 {
+    m.iter()
+        .filter(|((n, _), _)| n == name)
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+// The metrics a quiet run never moves: a lease taken back from a killed worker, a job in
+// flight at the scrape, Redis errors during an outage; and the scheduler's /readyz with Redis
+// down.
+#[test]
+fn metrics_count_recoveries_jobs_in_flight_and_redis_errors() {
+    require_python_tools();
+    let mut redis = RedisServer::start();
+    let port = free_port();
+    let cron_port = free_port();
+    let mut env = Env::at(
+        &redis.url(),
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[[cron.schedules]]\nname = \"tick\"\nschedule = \"* * * * * *\"\nkind = \"noop\"\nqueue = \"ticks\"\n"
+        ),
+    );
+    let scrape = || {
+        let (status, text) = get(port, "/metrics").unwrap();
+        assert_eq!(status, 200);
+        parse(&text)
+    };
+    // A worker without the endpoint takes a job and is killed -9 while it runs it.
+    env.process_env
+        .push(("CELERIAC_HTTP__LISTEN".into(), String::new()));
+    let doomed = env.spawn_worker(&[]);
+    env.process_env.pop();
+    let job = env.enqueue("sleep", r#"{"ms": 1500}"#, &[]);
+    env.wait_state(&job, "active", T);
+    env.worker(doomed).signal("-KILL");
+    env.worker(doomed).wait_exit(T);
+    // The worker with the endpoint takes the expired lease back and runs the job.
+    env.spawn_worker(&[]);
+    assert_eq!(env.wait_final(&job, T)["state"], "succeeded");
+    let m = scrape();
+    assert_eq!(
+        sample(
+            &m,
+            "celeriac_lease_recoveries_total",
+            "queue=default,result=requeued"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "celeriac_jobs_finished_total",
+            "kind=sleep,outcome=succeeded,queue=default"
+        ),
+        1.0
+    );
+
+    // Scraped while a job runs: it is in flight.
+    let running = env.enqueue("sleep", r#"{"ms": 3000}"#, &[]);
+    env.wait_state(&running, "active", T);
+    let m = scrape();
+    assert_eq!(sample(&m, "celeriac_jobs_in_flight", "queue=default"), 1.0);
+    assert_eq!(env.status(&running)["state"], "active", "scraped mid-run");
+    assert_eq!(env.wait_final(&running, T)["state"], "succeeded");
+    assert_eq!(total(&scrape(), "celeriac_redis_errors_total"), 0.0);
+
+    // The scheduler, on its own port.
+    env.process_env.push((
+        "CELERIAC_HTTP__LISTEN".into(),
+        format!("127.0.0.1:{cron_port}"),
+    ));
+    env.spawn_cron();
+    env.process_env.pop();
+    let ready = |port: u16| get(port, "/readyz").map(|(s, _)| s).unwrap_or(0);
+    wait_until(T, "the scheduler to be ready", || ready(cron_port) == 200);
+
+    redis.kill9();
+    wait_until(T, "both /readyz to say 503 with Redis down", || {
+        ready(port) == 503 && ready(cron_port) == 503
+    });
+    redis.restart(false);
+    wait_until(T, "both /readyz to say 200 with Redis back", || {
+        ready(port) == 200 && ready(cron_port) == 200
+    });
+    let errors = total(&scrape(), "celeriac_redis_errors_total");
+    assert!(errors >= 1.0, "Redis errors during the outage: {errors}");
+}
