@@ -97,10 +97,13 @@ impl Net {
         now_us()
     }
 
-    /// Let packets through again; returns when (µs since the epoch).
+    /// Let packets through again; returns when (µs since the epoch): the time the command was
+    /// started, since the link may be up before `ip` returns (a process start can take tens of
+    /// milliseconds on a loaded machine), and nothing may count as "during the cut" after it.
     pub fn heal(&self) -> u64 {
+        let at = now_us();
         assert!(ip(&["link", "set", &self.host_if, "up"]), "link up");
-        now_us()
+        at
     }
 
     /// Destroy this host's side of every TCP connection with the namespace (`ss -K`), as when
