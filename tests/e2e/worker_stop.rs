@@ -39,6 +39,16 @@ fn the_last_progress_a_handler_set_is_on_the_finished_record() {
 
 #[test]
 fn a_second_sigterm_hands_in_flight_jobs_back_at_once() {
+    second_signal_hands_back_at_once("-TERM", "-TERM");
+}
+
+#[test]
+fn a_second_ctrl_c_hands_in_flight_jobs_back_at_once() {
+    second_signal_hands_back_at_once("-INT", "-INT");
+    second_signal_hands_back_at_once("-TERM", "-INT");
+}
+
+fn second_signal_hands_back_at_once(first: &str, then: &str) {
     // A grace period far longer than the test waits: only the second signal can end it.
     let mut env = Env::new(
         "[worker]\nlease = \"60s\"\nheartbeat_interval = \"10s\"\nshutdown_grace = \"120s\"\n",
@@ -47,14 +57,14 @@ fn a_second_sigterm_hands_in_flight_jobs_back_at_once() {
     let long = env.enqueue("sleep", r#"{"ms": 600000}"#, &[]);
     env.wait_state(&long, "active", T);
 
-    env.worker(w).signal("-TERM");
+    env.worker(w).signal(first);
     wait_until(T, "the worker to start draining", || {
         env.worker(w)
             .log_text()
             .contains("waiting for in-flight jobs")
     });
     let second = Instant::now();
-    env.worker(w).signal("-TERM");
+    env.worker(w).signal(then);
     let code = env.worker(w).wait_exit(Duration::from_secs(15));
     let took = second.elapsed();
     let log = env.worker(w).log_text();
