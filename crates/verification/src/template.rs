@@ -22,11 +22,13 @@ pub enum TemplateKind {
     WrongCode,
     /// `report`.
     Report,
+    /// `blocked`.
+    Blocked,
 }
 
 impl TemplateKind {
     /// Every template.
-    pub const ALL: [TemplateKind; 7] = [
+    pub const ALL: [TemplateKind; 8] = [
         TemplateKind::Welcome,
         TemplateKind::Remind,
         TemplateKind::KickNotice,
@@ -34,6 +36,7 @@ impl TemplateKind {
         TemplateKind::Approved,
         TemplateKind::WrongCode,
         TemplateKind::Report,
+        TemplateKind::Blocked,
     ];
 
     /// The name in `[verification.templates]`.
@@ -46,6 +49,7 @@ impl TemplateKind {
             TemplateKind::Approved => "approved",
             TemplateKind::WrongCode => "wrong_code",
             TemplateKind::Report => "report",
+            TemplateKind::Blocked => "blocked",
         }
     }
 
@@ -65,7 +69,15 @@ impl TemplateKind {
             TemplateKind::KickNotice => &["at", "users", "group"],
             TemplateKind::Verified | TemplateKind::Approved => &["at", "user", "group"],
             TemplateKind::WrongCode => &["user", "group", "left"],
-            TemplateKind::Report => &["group", "reminded", "kicked", "unmanageable", "pending"],
+            TemplateKind::Report => &[
+                "group",
+                "reminded",
+                "kicked",
+                "unmanageable",
+                "pending",
+                "failed",
+            ],
+            TemplateKind::Blocked => &["group", "detail"],
         }
     }
 }

@@ -115,6 +115,16 @@ async fn a_paused_account_holds_up_only_its_groups(db: &str) {
         1,
         "only the welcome, sent before the pause"
     );
+    // The pause spends no try: the reminder waits untried, and however many times the
+    // breaker turns the group's job away (a snooze, not an attempt), it stays so.
+    for _ in 0..3 {
+        let again = w.scan_group(OTHER_GROUP).await;
+        assert!(matches!(again, Outcome::Snooze(_)), "{again:?}");
+    }
+    let open = w.store().await.open_actions(OTHER_GROUP, 10).await.unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!((open[0].purpose.as_str(), open[0].attempts), ("remind", 0));
+    assert_eq!(open[0].state.as_str(), "pending");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
