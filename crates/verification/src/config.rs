@@ -25,6 +25,8 @@ pub const DEFAULT_QUIET_HOURS: &str = "22:00-08:00";
 pub const DEFAULT_ACTION_ATTEMPTS: u32 = 5;
 /// How long a drain owns an action it is performing before another drain may take it back.
 pub const DEFAULT_ACTION_LEASE: Duration = Duration::from_secs(120);
+/// How long one run of a group's job drains before it hands over to the next run.
+pub const DEFAULT_GROUP_SLICE: Duration = Duration::from_secs(5 * 60);
 /// How long finished actions (the log of what was sent) are kept.
 pub const DEFAULT_ACTION_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Scheduled scan: every 15 minutes.
@@ -66,6 +68,10 @@ pub struct VerificationConfig {
     /// How long a drain owns an action before another may take it back.
     #[serde(deserialize_with = "duration")]
     pub action_lease: Duration,
+    /// How long one run of a group's job drains its actions before it snoozes and a next run
+    /// goes on (work in slices: no run outlasts this, whatever the pacing).
+    #[serde(deserialize_with = "duration")]
+    pub group_slice: Duration,
     /// How long finished actions are kept (each scan deletes older ones): bounds the log.
     #[serde(deserialize_with = "duration")]
     pub action_retention: Duration,
@@ -128,6 +134,7 @@ impl Default for VerificationConfig {
             quiet_hours: DEFAULT_QUIET_HOURS.into(),
             action_attempts: DEFAULT_ACTION_ATTEMPTS,
             action_lease: DEFAULT_ACTION_LEASE,
+            group_slice: DEFAULT_GROUP_SLICE,
             action_retention: DEFAULT_ACTION_RETENTION,
             templates: Templates::default(),
         }
@@ -232,6 +239,13 @@ impl VerificationConfig {
             || self.action_lease > Duration::from_secs(3600)
         {
             return bad("action_lease", "must be 1s to 1h".into());
+        }
+        if self.group_slice < Duration::from_secs(1) || self.group_slice > Duration::from_secs(1800)
+        {
+            return bad(
+                "group_slice",
+                "must be 1s to 30m (below the job timeout)".into(),
+            );
         }
         if self.action_retention < Duration::from_secs(3600) {
             return bad("action_retention", "must be at least 1h".into());

@@ -52,6 +52,8 @@ pub struct Drained {
     pub kicked: Vec<i64>,
     /// The group was blocked by this drain (the bot is not manageable there).
     pub blocked: bool,
+    /// The deadline came with actions left.
+    pub more: bool,
 }
 
 /// Whether an action of `purpose` waits out the quiet hours (a scan's reminders and kicks);
@@ -67,6 +69,19 @@ pub fn waits_for_quiet_end(purpose: Purpose) -> bool {
 /// scan's actions for later. Stops early (returns `Ok`) when another drain holds the group's
 /// next action: that drain reads again after it, so it performs what this one leaves.
 pub async fn drain(context: &Context, store: &Store, group: i64, quiet: bool) -> Result<Drained> {
+    drain_until(context, store, group, quiet, None).await
+}
+
+/// [`drain`], stopping at `deadline` with [`Drained::more`] set when actions are left: a
+/// group job works in slices, so it never runs for longer than its slice however long the
+/// pacing makes the outbox.
+pub async fn drain_until(
+    context: &Context,
+    store: &Store,
+    group: i64,
+    quiet: bool,
+    deadline: Option<std::time::Instant>,
+) -> Result<Drained> {
     let mut drained = Drained::default();
     let mut after = 0;
     let mut stopped = !store.group_runs(group).await?;
@@ -84,6 +99,10 @@ pub async fn drain(context: &Context, store: &Store, group: i64, quiet: bool) ->
             if held {
                 after += 1;
                 continue;
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                drained.more = true;
+                return Ok(drained);
             }
             if !perform(context, store, &action, &mut drained).await? {
                 return Ok(drained);

@@ -11,6 +11,12 @@
 //! due member with reminders left (one group message for all of them), kicks the others (a
 //! notice naming them, then one kick each, paced by `onebot.kick_interval`). Then it drains
 //! the group's outbox and reports to `admins`.
+//!
+//! A group job works in slices of `group_slice` (5 minutes): when its drain reaches the end of
+//! the slice with actions left, it snoozes for [`NEXT_SLICE`] (not an attempt) and the next
+//! run goes on from the outbox. A group of 10,000 due members paced at 2 actions/s thus runs
+//! as many short runs, each under the lock's renewal, and a worker that dies mid-way loses
+//! only the action in flight (sent again: at least once).
 
 use crate::error::Result;
 use crate::event::{group_message, local_time};
@@ -28,8 +34,13 @@ use serde_json::json;
 use std::time::Duration;
 use tracing::info;
 
+/// Members @-mentioned in one reminder or kick notice: more are split over several messages
+/// (a message with hundreds of mentions is refused or flagged by QQ).
+pub const MENTIONS_PER_MESSAGE: usize = 30;
 /// Lease of a group's lock; renewed every third of it.
 pub const GROUP_LOCK_TTL: Duration = Duration::from_secs(60);
+/// The pause between two slices of one group's job.
+pub const NEXT_SLICE: Duration = Duration::from_secs(1);
 /// How long a group job that finds the group's lock taken waits before trying again.
 pub const WAIT_FOR_GROUP: Duration = Duration::from_secs(10);
 
@@ -138,6 +149,8 @@ pub struct GroupSummary {
     pub actions_done: usize,
     /// Actions given up.
     pub actions_failed: usize,
+    /// The slice (`group_slice`) ended with actions left: the job continues.
+    pub more: bool,
 }
 
 /// Run one `verification.group` job.
@@ -155,6 +168,16 @@ pub(crate) async fn group(context: &Context, payload: ScanGroup, job: Job) -> Ou
         Err(e) => return crate::Error::from(e).into(),
     };
     match held.run(scan_group(context, payload.group)).await {
+        // The slice ended with actions left: the same job goes on at once, as a new run (a
+        // snooze is not an attempt), taking the lock again.
+        Ok(Ok(summary)) if summary.more => {
+            info!(
+                group = payload.group,
+                done = summary.actions_done,
+                "slice over; the group's job continues"
+            );
+            Outcome::Snooze(NEXT_SLICE)
+        }
         Ok(Ok(summary)) => Outcome::Done(serde_json::to_value(summary).ok()),
         Ok(Err(e)) => e.into(),
         Err(lost) => crate::Error::from(lost).into(),
@@ -186,17 +209,20 @@ pub async fn scan_group(context: &Context, group: i64) -> Result<GroupSummary> {
         return Ok(summary);
     }
     decide(context, &store, group, now, &mut summary).await?;
-    let d = outbox::drain(context, &store, group, false).await?;
+    let deadline = std::time::Instant::now() + config.group_slice;
+    let d = outbox::drain_until(context, &store, group, false, Some(deadline)).await?;
+    summary.more = d.more;
     summary.unmanageable = d.unmanageable;
     summary.gone = d.gone;
     summary.kicked_ok = d.kicked;
     summary.blocked = d.blocked;
     summary.actions_done = d.done;
     summary.actions_failed = d.failed;
-    if report(context, &store, &summary).await? {
-        let d = outbox::drain(context, &store, group, false).await?;
+    if report(context, &store, &summary).await? && !summary.more {
+        let d = outbox::drain_until(context, &store, group, false, Some(deadline)).await?;
         summary.actions_done += d.done;
         summary.actions_failed += d.failed;
+        summary.more = d.more;
     }
     if !summary.reminded.is_empty() || !summary.kicked.is_empty() {
         info!(
@@ -238,9 +264,9 @@ async fn decide(
     Ok(())
 }
 
-/// The actions of one scan step: one reminder message for `warned` (as they are after the
-/// reminder), then the kick notice naming `kicked`, their kicks and the recall of their
-/// prompts.
+/// The actions of one scan step: the reminders of `warned` (as they are after the reminder),
+/// one message per [`MENTIONS_PER_MESSAGE`] members, then the kick notices naming `kicked`
+/// (chunked the same way), their kicks and the recall of their prompts.
 fn scan_actions(
     config: &VerificationConfig,
     group: i64,
@@ -249,10 +275,10 @@ fn scan_actions(
 ) -> Vec<NewAction> {
     let every = config.remind_every.as_millis() as i64;
     let mut actions = Vec::new();
-    if let Some(first) = warned.first() {
-        let template = config.template(TemplateKind::Remind);
+    let template = config.template(TemplateKind::Remind);
+    for chunk in warned.chunks(MENTIONS_PER_MESSAGE) {
         let mut message = Message::new();
-        for (i, m) in warned.iter().enumerate() {
+        for (i, m) in chunk.iter().enumerate() {
             if i > 0 {
                 message = message.push_text("\n");
             }
@@ -272,30 +298,32 @@ fn scan_actions(
             );
         }
         actions.push(group_message(
-            first.bot_id,
+            chunk[0].bot_id,
             group,
             None,
             Purpose::Remind,
             &message,
         ));
     }
-    if let Some(first) = kicked.first() {
-        let users: Vec<i64> = kicked.iter().map(|m| m.user_id).collect();
-        let list = users
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let message = config
-            .template(TemplateKind::KickNotice)
-            .render(&users, &[("users", list), ("group", group.to_string())]);
-        actions.push(group_message(
-            first.bot_id,
-            group,
-            None,
-            Purpose::KickNotice,
-            &message,
-        ));
+    if !kicked.is_empty() {
+        for chunk in kicked.chunks(MENTIONS_PER_MESSAGE) {
+            let users: Vec<i64> = chunk.iter().map(|m| m.user_id).collect();
+            let list = users
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let message = config
+                .template(TemplateKind::KickNotice)
+                .render(&users, &[("users", list), ("group", group.to_string())]);
+            actions.push(group_message(
+                chunk[0].bot_id,
+                group,
+                None,
+                Purpose::KickNotice,
+                &message,
+            ));
+        }
         for m in kicked {
             actions.push(NewAction {
                 bot_id: m.bot_id,

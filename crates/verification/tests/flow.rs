@@ -27,6 +27,7 @@ on_both!(
     a_disabled_group_ignores_joins_and_sends_nothing,
     a_dry_run_plans_without_sending_or_writing,
     finished_actions_past_retention_are_pruned,
+    a_long_outbox_runs_in_slices,
 );
 
 async fn a_join_mutes_and_welcomes_once(db: &str) {
@@ -454,4 +455,42 @@ async fn finished_actions_past_retention_are_pruned(db: &str) {
     assert!(is_done(&w.run("verification.scan", json!({})).await));
     assert!(store.member_actions(GROUP, 1001).await.unwrap().is_empty());
     assert!(!store.member_actions(GROUP, 1002).await.unwrap().is_empty());
+}
+
+async fn a_long_outbox_runs_in_slices(db: &str) {
+    let config = celeriac_verification::VerificationConfig {
+        group_slice: std::time::Duration::from_secs(1),
+        ..common::config()
+    };
+    let w = World::with(db, config, None).await;
+    for u in [1001, 1002, 1003] {
+        w.join(GROUP, u).await;
+    }
+    up_to_the_kick(&w).await;
+    // The first kick takes longer than the slice: the run stops after it.
+    w.fake.inject(
+        "set_group_kick",
+        celeriac_onebot::fake::Fault::delay(std::time::Duration::from_millis(1100)).times(1),
+    );
+    let out = w.scan_group(GROUP).await;
+    assert_eq!(
+        out,
+        Outcome::Snooze(celeriac_verification::scan::NEXT_SLICE)
+    );
+    assert_eq!(w.fake.calls_of("set_group_kick").len(), 1);
+    assert_eq!(w.member(GROUP, 1001).await.status, Status::Kicked);
+    assert_eq!(w.member(GROUP, 1002).await.status, Status::Kicking);
+    // The next run goes on where it stopped, deciding nothing twice.
+    let out = w.scan_group(GROUP).await;
+    assert!(is_done(&out), "{out:?}");
+    assert_eq!(w.fake.calls_of("set_group_kick").len(), 3);
+    for u in [1001, 1002, 1003] {
+        assert_eq!(w.member(GROUP, u).await.status, Status::Kicked);
+    }
+    let notices = w
+        .group_texts(GROUP)
+        .iter()
+        .filter(|t| t.contains("即将被移出群聊"))
+        .count();
+    assert_eq!(notices, 1);
 }
