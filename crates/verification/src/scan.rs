@@ -38,11 +38,11 @@ use tracing::info;
 /// (a message with hundreds of mentions is refused or flagged by QQ).
 pub const MENTIONS_PER_MESSAGE: usize = 30;
 /// Lease of a group's lock; renewed every third of it.
-pub const GROUP_LOCK_TTL: Duration = Duration::from_secs(60);
+pub const GROUP_LOCK_TTL: Duration = Duration::from_secs(15);
 /// The pause between two slices of one group's job.
 pub const NEXT_SLICE: Duration = Duration::from_secs(1);
 /// How long a group job that finds the group's lock taken waits before trying again.
-pub const WAIT_FOR_GROUP: Duration = Duration::from_secs(10);
+pub const WAIT_FOR_GROUP: Duration = Duration::from_secs(5);
 
 /// The lock of `group`'s runs.
 pub fn group_lock(group: i64) -> String {
