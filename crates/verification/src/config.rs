@@ -262,8 +262,8 @@ impl VerificationConfig {
                 TemplateKind::Report => &self.templates.report,
                 TemplateKind::Blocked => &self.templates.blocked,
             };
-            if let Err(message) = Template::parse(kind, text) {
-                return bad(&field, message);
+            if let Err(e) = Template::parse(kind, text) {
+                return bad(&field, e.to_string());
             }
         }
         Ok(())
