@@ -85,6 +85,12 @@ struct Phase {
     items: usize,
     wall: Duration,
     calls: usize,
+    rss_mib: u64,
+}
+
+/// This process's resident memory now (MiB).
+fn rss_mib() -> u64 {
+    common::rss_kib(std::process::id()).unwrap_or(0) / 1024
 }
 
 impl Bench {
@@ -240,16 +246,18 @@ async fn main() -> Result<()> {
         items: args.members,
         wall,
         calls,
+        rss_mib: rss_mib(),
     });
 
     bench.clock.set(START_MS + 4 * HOUR_MS);
     let (wall, calls) = bench.run("verification.group", groups.clone()).await?;
     phases.push(Phase {
-        name: "reminders (one message per group)",
+        name: "reminder scan (a message per 30 members, a report)",
         jobs: args.groups,
         items: args.members,
         wall,
         calls,
+        rss_mib: rss_mib(),
     });
 
     // The second reminder is due at +8 h; run it, then the kicks at +12 h.
@@ -258,11 +266,12 @@ async fn main() -> Result<()> {
     bench.clock.set(START_MS + 12 * HOUR_MS);
     let (wall, calls) = bench.run("verification.group", groups.clone()).await?;
     phases.push(Phase {
-        name: "kicks (notice, kick, recall, report)",
+        name: "kick scan (notices, kick, recall, report)",
         jobs: args.groups,
         items: args.members,
         wall,
         calls,
+        rss_mib: rss_mib(),
     });
 
     let second: Vec<Value> = (args.members..2 * args.members)
@@ -296,6 +305,7 @@ async fn main() -> Result<()> {
         items: args.members,
         wall,
         calls,
+        rss_mib: rss_mib(),
     });
 
     let mut paced = Vec::new();
@@ -303,10 +313,11 @@ async fn main() -> Result<()> {
         let joins: Vec<Value> = (0..args.paced_members)
             .map(|i| {
                 let group = paced_group_of(i, args.paced_groups);
-                join(group, 5_000_000 + i as i64, START_MS / 1000 + 12 * 3600)
+                join(group, 5_000_000 + i as i64, START_MS / 1000 + 24 * 3600)
             })
             .collect();
-        bench.clock.set(START_MS + 12 * HOUR_MS);
+        // 08:00, 12:00, 16:00 and 20:00 in Shanghai the next day: outside the quiet hours.
+        bench.clock.set(START_MS + 24 * HOUR_MS);
         bench.run("verification.event", joins).await?;
         let paced_bench = Bench {
             registry: paced_registry,
@@ -319,36 +330,36 @@ async fn main() -> Result<()> {
             .map(|g| json!({ "group": paced_group_of(g, args.paced_groups) }))
             .collect();
         let kicks_before = bench.fake.calls_of("set_group_kick").len();
-        bench.clock.set(START_MS + 16 * HOUR_MS);
+        bench.clock.set(START_MS + 28 * HOUR_MS);
         let (wall, calls) = paced_bench
             .run("verification.group", groups.clone())
             .await?;
         paced.push(("reminders", calls, 0, wall));
         // The second reminder unpaced, then the kicks paced.
-        bench.clock.set(START_MS + 20 * HOUR_MS);
+        bench.clock.set(START_MS + 32 * HOUR_MS);
         bench.run("verification.group", groups.clone()).await?;
-        // 08:00 in Shanghai the next day, past the quiet hours.
-        bench.clock.set(START_MS + 24 * HOUR_MS);
+        bench.clock.set(START_MS + 36 * HOUR_MS);
         let (wall, calls) = paced_bench.run("verification.group", groups).await?;
         let kicks = bench.fake.calls_of("set_group_kick").len() - kicks_before;
         paced.push(("kicks", calls, kicks, wall));
     }
 
     println!(
-        "| phase ({} members in {} groups, {} jobs at once, pacing off) | jobs | wall | members/s | OneBot calls | calls/s |",
+        "| phase ({} members in {} groups, {} jobs at once, pacing off) | jobs | wall | members/s | OneBot calls | calls/s | RSS after |",
         args.members, args.groups, args.concurrency
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for p in &phases {
         let secs = p.wall.as_secs_f64();
         println!(
-            "| {} | {} | {:.2} s | {:.0} | {} | {:.0} |",
+            "| {} | {} | {:.2} s | {:.0} | {} | {:.0} | {} MiB |",
             p.name,
             p.jobs,
             secs,
             p.items as f64 / secs,
             p.calls,
-            p.calls as f64 / secs
+            p.calls as f64 / secs,
+            p.rss_mib
         );
     }
     if !paced.is_empty() {
