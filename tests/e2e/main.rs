@@ -37,5 +37,6 @@ mod store;
 mod strays;
 mod tls;
 mod verification;
+mod verification_restart;
 mod wire_limits;
 mod worker_stop;

@@ -104,15 +104,50 @@ async fn verification_end_to_end_through_the_receiver_and_a_worker() {
     );
     assert_eq!(fake.calls_of("set_group_ban").len(), 1);
 
-    // Unsigned or forged events are refused; chat never becomes a job.
-    assert_eq!(post(&addr, &body, None), 401);
-    assert_eq!(post(&addr, &body, Some("sha1=00")), 401);
+    // Unsigned or forged events are refused and enqueue nothing; malformed ones are refused;
+    // chat never becomes a job; an unknown event type is acknowledged and counted.
+    let jobs = |env: &Env| -> i64 {
+        let q = env.queue("default");
+        q["states"]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_i64).sum())
+            .unwrap_or(0)
+    };
+    let before = jobs(&env);
+    let other_join = json!({"post_type": "notice", "notice_type": "group_increase",
+        "sub_type": "approve", "time": now, "self_id": BOT, "group_id": GROUP, "user_id": 1002,
+        "operator_id": 0})
+    .to_string();
+    assert_eq!(post(&addr, &other_join, None), 401);
+    assert_eq!(post(&addr, &other_join, Some("sha1=00")), 401);
+    assert_eq!(post(&addr, &other_join, Some(&signed(&body))), 401);
     let chat = json!({"post_type": "message", "message_type": "group", "sub_type": "normal",
         "time": now, "self_id": BOT, "message_id": 5, "group_id": GROUP, "user_id": 1002,
         "message": "hello all", "raw_message": "hello all"})
     .to_string();
     assert_eq!(post(&addr, &chat, Some(&signed(&chat))), 204);
     assert_eq!(post(&addr, "{not json", Some(&signed("{not json"))), 400);
+    let not_an_event = json!({"time": now, "self_id": BOT}).to_string();
+    assert_eq!(
+        post(&addr, &not_an_event, Some(&signed(&not_an_event))),
+        400
+    );
+    let poke = json!({"time": now, "self_id": BOT, "post_type": "notice", "notice_type": "notify",
+        "sub_type": "poke", "target_id": 2, "user_id": 3})
+    .to_string();
+    assert_eq!(post(&addr, &poke, Some(&signed(&poke))), 204);
+    assert_eq!(
+        jobs(&env),
+        before,
+        "nothing refused or ignored was enqueued"
+    );
+    let counts: Value = serde_json::from_str(&env.ok(&["onebot", "stats", "--json"])).unwrap();
+    assert_eq!(
+        counts,
+        json!({"enqueued": 1, "duplicate": 1, "ignored": 1, "unknown": 1,
+            "bad_signature": 3, "malformed": 2, "not_enqueued": 0}),
+        "every delivery counted by what became of it"
+    );
 
     let listed = members(&env);
     assert_eq!(listed.len(), 1);
@@ -166,6 +201,35 @@ async fn verification_end_to_end_through_the_receiver_and_a_worker() {
     let bad = env.cli(&["verification", "list", "--status", "done"]);
     assert_eq!(bad.status.code(), Some(2));
 
+    // A dry run sends nothing and says why; a group can be switched off and on.
+    let calls = fake.calls().len();
+    let dry = env.ok(&["verification", "scan", "--dry-run"]);
+    assert!(dry.contains("dry run: nothing is decided or sent"), "{dry}");
+    let dry: Value = serde_json::from_str(&env.ok(&[
+        "verification",
+        "scan",
+        "--group",
+        "100",
+        "--dry-run",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        dry,
+        json!([{"group": 100, "stopped": false, "quiet": false, "actions": []}])
+    );
+    assert_eq!(fake.calls().len(), calls, "a dry run sends nothing");
+    assert!(env
+        .ok(&["verification", "groups", "disable", "100"])
+        .contains("disabled"));
+    let g: Value = serde_json::from_str(&env.ok(&["verification", "groups", "--json"])).unwrap();
+    assert_eq!(g[0]["enabled"], false);
+    assert!(env
+        .ok(&["verification", "groups", "enable", "100"])
+        .contains("enabled (active)"));
+    let bad = env.cli(&["verification", "scan", "--json"]);
+    assert_eq!(bad.status.code(), Some(2), "--json needs --dry-run");
+
     // A scan on demand runs (nothing is due).
     let scan = env.ok(&["verification", "scan"]).trim().to_string();
     assert_eq!(
@@ -178,9 +242,11 @@ async fn verification_end_to_end_through_the_receiver_and_a_worker() {
         let help = env.ok(&["verification", cmd, "--help"]);
         assert!(help.contains("Examples:\n  celeriac "), "{cmd}: {help}");
     }
-    assert!(env
-        .ok(&["onebot", "receive", "--help"])
-        .contains("Examples:\n  celeriac "));
+    for cmd in ["receive", "stats"] {
+        assert!(env
+            .ok(&["onebot", cmd, "--help"])
+            .contains("Examples:\n  celeriac "));
+    }
 
     // The token and the secret appear nowhere.
     let everything = format!(

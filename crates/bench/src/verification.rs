@@ -15,7 +15,15 @@
 //! 4. **answers**: `--members` more joins, then a private message with the right code from
 //!    each (verified, unmuted, a message, the welcome recalled).
 //!
-//! Prints a Markdown table on stdout.
+//! Then, with the default pacing on (2 actions/s per bot account, kicks 1 s apart), the
+//! reminders and kicks of `--paced-members` members in `--paced-groups` more groups: a paced
+//! run is bounded by the limiter alone, so the table sets the measured time beside the one
+//! computed from the number of actions (a full 10,000-member paced run would take hours:
+//! 10,000 kicks at 1/s).
+//!
+//! Prints Markdown tables on stdout, and the process's peak RSS (the handlers, the fake
+//! server and the SQLite connection all live in this one process: an upper bound on what a
+//! worker running these jobs needs).
 
 mod common;
 
@@ -39,11 +47,17 @@ use std::time::{Duration, Instant};
 #[command(about = "Measure the verification domain (see docs/benchmarks.md)")]
 struct Args {
     /// Members joining (and, in the last phase, as many more answering).
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 10_000)]
     members: usize,
     /// Groups they join, round-robin.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 100)]
     groups: usize,
+    /// Members of the paced run (0: none).
+    #[arg(long, default_value_t = 40)]
+    paced_members: usize,
+    /// Groups of the paced run.
+    #[arg(long, default_value_t = 2)]
+    paced_groups: usize,
     /// Jobs running at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -61,7 +75,7 @@ struct Bench {
     registry: Registry,
     context: Arc<Context>,
     clock: Arc<ManualClock>,
-    fake: FakeOneBot,
+    fake: Arc<FakeOneBot>,
     concurrency: usize,
 }
 
@@ -71,6 +85,12 @@ struct Phase {
     items: usize,
     wall: Duration,
     calls: usize,
+    rss_mib: u64,
+}
+
+/// This process's resident memory now (MiB).
+fn rss_mib() -> u64 {
+    common::rss_kib(std::process::id()).unwrap_or(0) / 1024
 }
 
 impl Bench {
@@ -111,6 +131,19 @@ fn group_of(i: usize, groups: usize) -> i64 {
     1_000_000 + (i % groups) as i64
 }
 
+/// The groups of the paced run.
+fn paced_group_of(i: usize, groups: usize) -> i64 {
+    3_000_000 + (i % groups) as i64
+}
+
+/// What a paced phase is bounded by: `actions` slots at `rate`, and `kicks` each
+/// `kick_interval` after the last.
+fn paced_bound(actions: usize, kicks: usize, onebot: &OneBotConfig) -> Duration {
+    let slots = Duration::from_secs_f64(actions.saturating_sub(1) as f64 / onebot.rate);
+    let kicks = onebot.kick_interval * kicks.saturating_sub(1) as u32;
+    slots.max(kicks)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -125,9 +158,16 @@ async fn main() -> Result<()> {
     for g in 0..args.groups {
         builder = builder.group(group_of(g, args.groups), Role::Admin, &[]);
     }
+    for g in 0..args.paced_groups {
+        builder = builder.group(paced_group_of(g, args.paced_groups), Role::Admin, &[]);
+    }
     let fake = builder.start().await.context("start the fake OneBot")?;
     for i in 0..2 * args.members {
         fake.add_member(group_of(i, args.groups), 100_000 + i as i64, Role::Member);
+    }
+    for i in 0..args.paced_members {
+        let group = paced_group_of(i, args.paced_groups);
+        fake.add_member(group, 5_000_000 + i as i64, Role::Member);
     }
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let broker = Broker::connect(&url, "bench").await?;
@@ -150,6 +190,20 @@ async fn main() -> Result<()> {
         admins: vec![9001],
         ..VerificationConfig::default()
     };
+    let paced_onebot = OneBotConfig {
+        pacing: true,
+        ..onebot.clone()
+    };
+    let paced_context = Arc::new(
+        Context::new(
+            db.clone(),
+            broker.clone(),
+            Producer::with_broker(broker.clone(), &core),
+            config.clone(),
+            paced_onebot.clone(),
+        )
+        .with_clock(clock.clone()),
+    );
     let context = Arc::new(
         Context::new(
             db,
@@ -160,13 +214,15 @@ async fn main() -> Result<()> {
         )
         .with_clock(clock.clone()),
     );
+    let mut paced_registry = Registry::new();
+    celeriac_verification::register(&mut paced_registry, paced_context);
     let mut registry = Registry::new();
     celeriac_verification::register(&mut registry, context.clone());
     let bench = Bench {
         registry,
         context,
         clock,
-        fake,
+        fake: Arc::new(fake),
         concurrency: args.concurrency,
     };
     let groups: Vec<Value> = (0..args.groups)
@@ -190,16 +246,18 @@ async fn main() -> Result<()> {
         items: args.members,
         wall,
         calls,
+        rss_mib: rss_mib(),
     });
 
     bench.clock.set(START_MS + 4 * HOUR_MS);
     let (wall, calls) = bench.run("verification.group", groups.clone()).await?;
     phases.push(Phase {
-        name: "reminders (one message per group)",
+        name: "reminder scan (a message per 30 members, a report)",
         jobs: args.groups,
         items: args.members,
         wall,
         calls,
+        rss_mib: rss_mib(),
     });
 
     // The second reminder is due at +8 h; run it, then the kicks at +12 h.
@@ -208,11 +266,12 @@ async fn main() -> Result<()> {
     bench.clock.set(START_MS + 12 * HOUR_MS);
     let (wall, calls) = bench.run("verification.group", groups.clone()).await?;
     phases.push(Phase {
-        name: "kicks (notice, kick, recall, report)",
+        name: "kick scan (notices, kick, recall, report)",
         jobs: args.groups,
         items: args.members,
         wall,
         calls,
+        rss_mib: rss_mib(),
     });
 
     let second: Vec<Value> = (args.members..2 * args.members)
@@ -246,25 +305,87 @@ async fn main() -> Result<()> {
         items: args.members,
         wall,
         calls,
+        rss_mib: rss_mib(),
     });
 
+    let mut paced = Vec::new();
+    if args.paced_members > 0 {
+        let joins: Vec<Value> = (0..args.paced_members)
+            .map(|i| {
+                let group = paced_group_of(i, args.paced_groups);
+                join(group, 5_000_000 + i as i64, START_MS / 1000 + 24 * 3600)
+            })
+            .collect();
+        // 08:00, 12:00, 16:00 and 20:00 in Shanghai the next day: outside the quiet hours.
+        bench.clock.set(START_MS + 24 * HOUR_MS);
+        bench.run("verification.event", joins).await?;
+        let paced_bench = Bench {
+            registry: paced_registry,
+            context: bench.context.clone(),
+            clock: bench.clock.clone(),
+            fake: bench.fake.clone(),
+            concurrency: args.concurrency,
+        };
+        let groups: Vec<Value> = (0..args.paced_groups)
+            .map(|g| json!({ "group": paced_group_of(g, args.paced_groups) }))
+            .collect();
+        let kicks_before = bench.fake.calls_of("set_group_kick").len();
+        bench.clock.set(START_MS + 28 * HOUR_MS);
+        let (wall, calls) = paced_bench
+            .run("verification.group", groups.clone())
+            .await?;
+        paced.push(("reminders", calls, 0, wall));
+        // The second reminder unpaced, then the kicks paced.
+        bench.clock.set(START_MS + 32 * HOUR_MS);
+        bench.run("verification.group", groups.clone()).await?;
+        bench.clock.set(START_MS + 36 * HOUR_MS);
+        let (wall, calls) = paced_bench.run("verification.group", groups).await?;
+        let kicks = bench.fake.calls_of("set_group_kick").len() - kicks_before;
+        paced.push(("kicks", calls, kicks, wall));
+    }
+
     println!(
-        "| phase ({} members in {} groups, {} jobs at once, pacing off) | jobs | wall | members/s | OneBot calls | calls/s |",
+        "| phase ({} members in {} groups, {} jobs at once, pacing off) | jobs | wall | members/s | OneBot calls | calls/s | RSS after |",
         args.members, args.groups, args.concurrency
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for p in &phases {
         let secs = p.wall.as_secs_f64();
         println!(
-            "| {} | {} | {:.2} s | {:.0} | {} | {:.0} |",
+            "| {} | {} | {:.2} s | {:.0} | {} | {:.0} | {} MiB |",
             p.name,
             p.jobs,
             secs,
             p.items as f64 / secs,
             p.calls,
-            p.calls as f64 / secs
+            p.calls as f64 / secs,
+            p.rss_mib
         );
     }
+    if !paced.is_empty() {
+        let onebot = &bench.context.onebot;
+        println!();
+        println!(
+            "| paced phase ({} members in {} groups, rate {}/s, kicks {:?} apart) | OneBot calls | kicks | computed (limiter) | measured |",
+            args.paced_members,
+            args.paced_groups,
+            onebot.rate,
+            onebot.kick_interval
+        );
+        println!("|---|---|---|---|---|");
+        for (name, calls, kicks, wall) in &paced {
+            println!(
+                "| {name} | {calls} | {kicks} | {:.1} s | {:.1} s |",
+                paced_bound(*calls, *kicks, onebot).as_secs_f64(),
+                wall.as_secs_f64()
+            );
+        }
+    }
+    println!();
+    println!(
+        "peak RSS of the process (handlers, fake OneBot, SQLite): {} MiB",
+        common::peak_rss_kib(std::process::id()).unwrap_or(0) / 1024
+    );
     eprintln!(
         "database: {}",
         celeriac_core::config::redact_url(&database_url)

@@ -212,6 +212,15 @@ impl Error {
         }
     }
 
+    /// The reply's retcode, when OneBot answered with one this error keeps as a number
+    /// (failures and risk control); the other classes name theirs in the message.
+    pub fn retcode(&self) -> Option<i64> {
+        match self {
+            Error::RiskControl { retcode, .. } | Error::Failed { retcode, .. } => Some(*retcode),
+            _ => None,
+        }
+    }
+
     /// How long to wait before trying again, when the error says (an open breaker).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -7,9 +7,11 @@
 //! | `P:{onebot:A}:pace`        | zset   | reserved action slots of account A (µs, Redis clock)   |
 //! | `P:{onebot:A}:kick`        | string | earliest time of A's next kick (µs, Redis clock)       |
 //! | `P:{onebot:A}:breaker`     | string | open-until (ms, Redis clock); exists only while open   |
+//! | `P:onebot:events`          | hash   | events received, by what became of them (`counts`)     |
 //!
-//! Every key expires on its own (PX): past slots are trimmed and the sets expire once the last
-//! reserved slot has passed; the breaker key's TTL *is* the open period.
+//! Every account key expires on its own (PX): past slots are trimmed and the sets expire once
+//! the last reserved slot has passed; the breaker key's TTL *is* the open period. The events
+//! hash holds at most one field per outcome (seven), so it needs no expiry.
 
 /// The keys of one bot account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +34,11 @@ impl AccountKeys {
             breaker: format!("{base}breaker"),
         }
     }
+}
+
+/// The hash of event counters under `prefix`.
+pub fn events_key(prefix: &str) -> String {
+    format!("{prefix}:onebot:events")
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! - [`message`]: outgoing [`Message`]s (array format) and the plain text of received ones.
 //! - [`event`]: incoming [`Event`]s (messages, group notices, requests, meta events).
 //! - [`signature`]: [`verify_signature`] of `X-Signature: sha1=…` event reports.
+//! - [`counts`]: [`EventCounts`], what became of the events a receiver got (in Redis).
 //! - [`config`]: the `[onebot]` section, [`OneBotConfig`], with its defaults and `validate()`.
 //! - [`keys`]: the Redis keys, one hash tag per bot account.
 //! - [`pacing`]: [`Pacer`], shared per-account pacing and circuit breaker (Lua in `scripts/`).
@@ -61,6 +62,7 @@
 
 pub mod api;
 pub mod config;
+pub mod counts;
 pub mod error;
 pub mod event;
 #[cfg(feature = "fake")]
@@ -76,6 +78,7 @@ pub mod signature;
 
 pub use api::{Action, GroupMember, LoginInfo, MessageId, OneBot, Role};
 pub use config::{ConfigError, OneBotConfig, Secret};
+pub use counts::{EventCounts, Received};
 pub use error::{Error, ErrorClass, Result, TransportKind};
 pub use event::Event;
 pub use http::HttpClient;

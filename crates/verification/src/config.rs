@@ -25,6 +25,10 @@ pub const DEFAULT_QUIET_HOURS: &str = "22:00-08:00";
 pub const DEFAULT_ACTION_ATTEMPTS: u32 = 5;
 /// How long a drain owns an action it is performing before another drain may take it back.
 pub const DEFAULT_ACTION_LEASE: Duration = Duration::from_secs(120);
+/// How long one run of a group's job drains before it hands over to the next run.
+pub const DEFAULT_GROUP_SLICE: Duration = Duration::from_secs(5 * 60);
+/// How long finished actions (the log of what was sent) are kept.
+pub const DEFAULT_ACTION_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Scheduled scan: every 15 minutes.
 pub const DEFAULT_SCAN_SCHEDULE: &str = "*/15 * * * *";
 
@@ -64,6 +68,13 @@ pub struct VerificationConfig {
     /// How long a drain owns an action before another may take it back.
     #[serde(deserialize_with = "duration")]
     pub action_lease: Duration,
+    /// How long one run of a group's job drains its actions before it snoozes and a next run
+    /// goes on (work in slices: no run outlasts this, whatever the pacing).
+    #[serde(deserialize_with = "duration")]
+    pub group_slice: Duration,
+    /// How long finished actions are kept (each scan deletes older ones): bounds the log.
+    #[serde(deserialize_with = "duration")]
+    pub action_retention: Duration,
     /// What the bot says.
     pub templates: Templates,
 }
@@ -87,6 +98,9 @@ pub struct Templates {
     pub wrong_code: String,
     /// Private report of a scan to each of `admins`.
     pub report: String,
+    /// Private alert to each of `admins`, once, when a group is blocked (the bot may not
+    /// mute or kick there).
+    pub blocked: String,
 }
 
 impl Default for Templates {
@@ -98,7 +112,8 @@ impl Default for Templates {
             verified: "{at}({user}) 你在群 {group} 的验证已通过，你可以正常发言了！".into(),
             approved: "{at}({user}) 已被管理员解除禁言，视为验证通过。".into(),
             wrong_code: "验证码不正确（群 {group}），还可以再试 {left} 次。".into(),
-            report: "[扫描验证结果] 群 {group}：提醒 {reminded} 人，移出 {kicked} 人，无法处理 {unmanageable} 人".into(),
+            report: "[扫描验证结果] 群 {group}：提醒 {reminded} 人，移出 {kicked} 人，无法处理 {unmanageable} 人，失败操作 {failed} 个".into(),
+            blocked: "[人机验证已暂停] 群 {group}：机器人没有管理权限（{detail}）。请将机器人设为管理员后运行 celeriac verification groups enable {group}".into(),
         }
     }
 }
@@ -119,6 +134,8 @@ impl Default for VerificationConfig {
             quiet_hours: DEFAULT_QUIET_HOURS.into(),
             action_attempts: DEFAULT_ACTION_ATTEMPTS,
             action_lease: DEFAULT_ACTION_LEASE,
+            group_slice: DEFAULT_GROUP_SLICE,
+            action_retention: DEFAULT_ACTION_RETENTION,
             templates: Templates::default(),
         }
     }
@@ -155,6 +172,7 @@ impl VerificationConfig {
             TemplateKind::Approved => &self.templates.approved,
             TemplateKind::WrongCode => &self.templates.wrong_code,
             TemplateKind::Report => &self.templates.report,
+            TemplateKind::Blocked => &self.templates.blocked,
         };
         Template::parse(kind, text).unwrap_or_else(|_| Template::literal(text))
     }
@@ -222,6 +240,16 @@ impl VerificationConfig {
         {
             return bad("action_lease", "must be 1s to 1h".into());
         }
+        if self.group_slice < Duration::from_secs(1) || self.group_slice > Duration::from_secs(1800)
+        {
+            return bad(
+                "group_slice",
+                "must be 1s to 30m (below the job timeout)".into(),
+            );
+        }
+        if self.action_retention < Duration::from_secs(3600) {
+            return bad("action_retention", "must be at least 1h".into());
+        }
         for kind in TemplateKind::ALL {
             let field = format!("templates.{}", kind.as_str());
             let text = match kind {
@@ -232,9 +260,10 @@ impl VerificationConfig {
                 TemplateKind::Approved => &self.templates.approved,
                 TemplateKind::WrongCode => &self.templates.wrong_code,
                 TemplateKind::Report => &self.templates.report,
+                TemplateKind::Blocked => &self.templates.blocked,
             };
-            if let Err(message) = Template::parse(kind, text) {
-                return bad(&field, message);
+            if let Err(e) = Template::parse(kind, text) {
+                return bad(&field, e.to_string());
             }
         }
         Ok(())
@@ -254,6 +283,7 @@ impl Section for VerificationConfig {
         "templates.approved",
         "templates.wrong_code",
         "templates.report",
+        "templates.blocked",
     ];
 
     fn validate(&self) -> Result<(), FieldError> {

@@ -2,7 +2,7 @@
 //!
 //! | event | when | transition | actions |
 //! |---|---|---|---|
-//! | `group_increase` | a member joined a covered group | (new round) → `pending` | mute, welcome with the code |
+//! | `group_increase` | a member joined a covered, enabled group | (new round) → `pending` | mute, welcome with the code |
 //! | private or group message | offers a code of a pending member | `pending` → `verified` | unmute, verified, recall the welcome |
 //! | the same, wrong code | | wrong answers + 1 | private hint (until `max_wrong_answers`) |
 //! | `group_ban` lift by someone else | the member is pending | `pending` → `approved` | approved, recall the welcome |
@@ -41,7 +41,11 @@ async fn run(context: &Context, payload: Value) -> Result<Value> {
     let (what, groups): (&str, Vec<i64>) = match &event {
         Event::GroupIncrease(e) if e.user_id != e.self_id && config.covers(e.group_id) => {
             let store = context.store().await?;
-            (join(context, &store, e).await?, vec![e.group_id])
+            if store.group(e.group_id).await?.is_some_and(|g| !g.enabled) {
+                ("ignored: the group is disabled", Vec::new())
+            } else {
+                (join(context, &store, e).await?, vec![e.group_id])
+            }
         }
         Event::GroupDecrease(e) if config.covers(e.group_id) => {
             let store = context.store().await?;
@@ -89,10 +93,9 @@ async fn run(context: &Context, payload: Value) -> Result<Value> {
 }
 
 /// Local date and time of `ms` in the configured zone, as members read it.
-pub(crate) fn local_time(context: &Context, ms: i64) -> String {
+pub(crate) fn local_time(config: &crate::VerificationConfig, ms: i64) -> String {
     use chrono::TimeZone;
-    context
-        .config
+    config
         .tz()
         .timestamp_millis_opt(ms)
         .single()
@@ -116,7 +119,7 @@ async fn join(
         joined_at,
         code: code::generate(config.code_length),
         warnings: i64::from(config.reminders),
-        due_at: joined_at + every,
+        next_warning_at: joined_at + every,
     };
     let mut tx = store.begin().await?;
     let round = match store.member_in(&mut tx, e.group_id, e.user_id).await? {
@@ -147,7 +150,7 @@ async fn join(
         });
     }
     let deadline = local_time(
-        context,
+        &context.config,
         joined_at + config.time_to_kick().as_millis() as i64,
     );
     let message = config.template(TemplateKind::Welcome).render(
@@ -193,7 +196,7 @@ pub(crate) fn group_message(
 
 /// Recall `member`'s welcome message, if it was sent.
 fn recall(member: &Member) -> Option<NewAction> {
-    let id = member.welcome_message_id?;
+    let id = member.prompt_message_id?;
     Some(NewAction {
         bot_id: member.bot_id,
         group_id: member.group_id,

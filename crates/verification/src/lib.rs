@@ -57,12 +57,20 @@ pub const GROUP_KIND: &str = "verification.group";
 pub const KINDS: &[&str] = &[EVENT_KIND, SCAN_KIND, GROUP_KIND];
 
 /// The domain's tables, in both dialects (versions 100-199 belong to this domain).
-pub const MIGRATIONS: Migrations = &[(
-    100,
-    "0100_verification",
-    include_str!("../../../migrations/sqlite/0100_verification.sql"),
-    include_str!("../../../migrations/postgres/0100_verification.sql"),
-)];
+pub const MIGRATIONS: Migrations = &[
+    (
+        100,
+        "0100_verification",
+        include_str!("../../../migrations/sqlite/0100_verification.sql"),
+        include_str!("../../../migrations/postgres/0100_verification.sql"),
+    ),
+    (
+        101,
+        "0101_verification_names",
+        include_str!("../../../migrations/sqlite/0101_verification_names.sql"),
+        include_str!("../../../migrations/postgres/0101_verification_names.sql"),
+    ),
+];
 
 /// The payload of `verification.scan`: every group with work due, or only `group`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

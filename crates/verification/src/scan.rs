@@ -11,6 +11,12 @@
 //! due member with reminders left (one group message for all of them), kicks the others (a
 //! notice naming them, then one kick each, paced by `onebot.kick_interval`). Then it drains
 //! the group's outbox and reports to `admins`.
+//!
+//! A group job works in slices of `group_slice` (5 minutes): when its drain reaches the end of
+//! the slice with actions left, it snoozes for [`NEXT_SLICE`] (not an attempt) and the next
+//! run goes on from the outbox. A group of 10,000 due members paced at 2 actions/s thus runs
+//! as many short runs, each under the lock's renewal, and a worker that dies mid-way loses
+//! only the action in flight (sent again: at least once).
 
 use crate::error::Result;
 use crate::event::{group_message, local_time};
@@ -18,7 +24,7 @@ use crate::outbox;
 use crate::status::Purpose;
 use crate::store::{Member, NewAction, Store, WarnOrKick};
 use crate::template::TemplateKind;
-use crate::{Context, ScanGroup, ScanVerification, GROUP_KIND};
+use crate::{Context, ScanGroup, ScanVerification, VerificationConfig, GROUP_KIND};
 use celeriac_onebot::{Action, Message};
 use celeriac_producer::{NewJob, Producer};
 use celeriac_worker::exclusive::Exclusive;
@@ -28,10 +34,15 @@ use serde_json::json;
 use std::time::Duration;
 use tracing::info;
 
+/// Members @-mentioned in one reminder or kick notice: more are split over several messages
+/// (a message with hundreds of mentions is refused or flagged by QQ).
+pub const MENTIONS_PER_MESSAGE: usize = 30;
 /// Lease of a group's lock; renewed every third of it.
-pub const GROUP_LOCK_TTL: Duration = Duration::from_secs(60);
+pub const GROUP_LOCK_TTL: Duration = Duration::from_secs(15);
+/// The pause between two slices of one group's job.
+pub const NEXT_SLICE: Duration = Duration::from_secs(1);
 /// How long a group job that finds the group's lock taken waits before trying again.
-pub const WAIT_FOR_GROUP: Duration = Duration::from_secs(10);
+pub const WAIT_FOR_GROUP: Duration = Duration::from_secs(5);
 
 /// The lock of `group`'s runs.
 pub fn group_lock(group: i64) -> String {
@@ -67,7 +78,16 @@ async fn enqueue_groups(
             groups.extend(store.groups_with_open_actions().await?);
             groups.sort_unstable();
             groups.dedup();
-            groups.retain(|g| context.config.covers(*g));
+            let stopped = store.stopped_groups().await?;
+            groups.retain(|g| context.config.covers(*g) && !stopped.contains(g));
+            let retention = context.config.action_retention.as_millis() as i64;
+            let pruned = store.prune_actions(now - retention).await?;
+            if pruned > 0 {
+                info!(
+                    pruned,
+                    "finished verification actions past action_retention deleted"
+                );
+            }
             groups
         }
     };
@@ -107,12 +127,20 @@ async fn enqueue_many(producer: &Producer, jobs: Vec<NewJob>) -> Result<()> {
 pub struct GroupSummary {
     /// The group.
     pub group: i64,
-    /// Inside the quiet hours: nothing was done.
+    /// Inside the quiet hours: nothing was decided.
     pub quiet: bool,
+    /// The group does not run (disabled, or blocked): nothing was decided or sent but
+    /// reports and alerts.
+    pub stopped: bool,
+    /// The group was blocked by this run (the bot is not manageable there).
+    pub blocked: bool,
     /// Members reminded.
     pub reminded: Vec<i64>,
-    /// Members kicked (the kick decided; see `unmanageable` and `gone` for what it found).
+    /// Members whose kick was decided (see `kicked_ok`, `unmanageable` and `gone` for what it
+    /// found).
     pub kicked: Vec<i64>,
+    /// Members OneBot answered the kick of with `ok` (now `kicked`).
+    pub kicked_ok: Vec<i64>,
     /// Members the bot may not mute or kick.
     pub unmanageable: Vec<i64>,
     /// Members who had already left.
@@ -121,6 +149,8 @@ pub struct GroupSummary {
     pub actions_done: usize,
     /// Actions given up.
     pub actions_failed: usize,
+    /// The slice (`group_slice`) ended with actions left: the job continues.
+    pub more: bool,
 }
 
 /// Run one `verification.group` job.
@@ -138,6 +168,16 @@ pub(crate) async fn group(context: &Context, payload: ScanGroup, job: Job) -> Ou
         Err(e) => return crate::Error::from(e).into(),
     };
     match held.run(scan_group(context, payload.group)).await {
+        // The slice ended with actions left: the same job goes on at once, as a new run (a
+        // snooze is not an attempt), taking the lock again.
+        Ok(Ok(summary)) if summary.more => {
+            info!(
+                group = payload.group,
+                done = summary.actions_done,
+                "slice over; the group's job continues"
+            );
+            Outcome::Snooze(NEXT_SLICE)
+        }
         Ok(Ok(summary)) => Outcome::Done(serde_json::to_value(summary).ok()),
         Ok(Err(e)) => e.into(),
         Err(lost) => crate::Error::from(lost).into(),
@@ -153,6 +193,13 @@ pub async fn scan_group(context: &Context, group: i64) -> Result<GroupSummary> {
         ..GroupSummary::default()
     };
     let now = context.clock.now_ms();
+    if !store.group_runs(group).await? {
+        let d = outbox::drain(context, &store, group, false).await?;
+        summary.stopped = true;
+        summary.actions_done = d.done;
+        summary.actions_failed = d.failed;
+        return Ok(summary);
+    }
     if config.quiet().is_some_and(|q| q.contains(now, config.tz())) {
         // Answers and joins may still have actions to send.
         let d = outbox::drain(context, &store, group, true).await?;
@@ -162,15 +209,20 @@ pub async fn scan_group(context: &Context, group: i64) -> Result<GroupSummary> {
         return Ok(summary);
     }
     decide(context, &store, group, now, &mut summary).await?;
-    let d = outbox::drain(context, &store, group, false).await?;
+    let deadline = std::time::Instant::now() + config.group_slice;
+    let d = outbox::drain_until(context, &store, group, false, Some(deadline)).await?;
+    summary.more = d.more;
     summary.unmanageable = d.unmanageable;
     summary.gone = d.gone;
+    summary.kicked_ok = d.kicked;
+    summary.blocked = d.blocked;
     summary.actions_done = d.done;
     summary.actions_failed = d.failed;
-    if report(context, &store, &summary).await? {
-        let d = outbox::drain(context, &store, group, false).await?;
+    if report(context, &store, &summary).await? && !summary.more {
+        let d = outbox::drain_until(context, &store, group, false, Some(deadline)).await?;
         summary.actions_done += d.done;
         summary.actions_failed += d.failed;
+        summary.more = d.more;
     }
     if !summary.reminded.is_empty() || !summary.kicked.is_empty() {
         info!(
@@ -204,16 +256,34 @@ async fn decide(
             None => {}
         }
     }
+    let actions = scan_actions(&context.config, group, &warned, &kicked);
+    store.insert_actions(&mut tx, &actions, now).await?;
+    tx.commit().await?;
+    summary.reminded = warned.iter().map(|m| m.user_id).collect();
+    summary.kicked = kicked.iter().map(|m| m.user_id).collect();
+    Ok(())
+}
+
+/// The actions of one scan step: the reminders of `warned` (as they are after the reminder),
+/// one message per [`MENTIONS_PER_MESSAGE`] members, then the kick notices naming `kicked`
+/// (chunked the same way), their kicks and the recall of their prompts.
+fn scan_actions(
+    config: &VerificationConfig,
+    group: i64,
+    warned: &[Member],
+    kicked: &[Member],
+) -> Vec<NewAction> {
+    let every = config.remind_every.as_millis() as i64;
     let mut actions = Vec::new();
-    if let Some(first) = warned.first() {
-        let template = config.template(TemplateKind::Remind);
+    let template = config.template(TemplateKind::Remind);
+    for chunk in warned.chunks(MENTIONS_PER_MESSAGE) {
         let mut message = Message::new();
-        for (i, m) in warned.iter().enumerate() {
+        for (i, m) in chunk.iter().enumerate() {
             if i > 0 {
                 message = message.push_text("\n");
             }
             // The kick comes one interval after the last reminder.
-            let deadline = local_time(context, m.due_at + every * m.warnings_left);
+            let deadline = local_time(config, m.next_warning_at + every * m.warnings_left);
             message = template.render_into(
                 message,
                 &[m.user_id],
@@ -228,31 +298,33 @@ async fn decide(
             );
         }
         actions.push(group_message(
-            first.bot_id,
+            chunk[0].bot_id,
             group,
             None,
             Purpose::Remind,
             &message,
         ));
     }
-    if let Some(first) = kicked.first() {
-        let users: Vec<i64> = kicked.iter().map(|m| m.user_id).collect();
-        let list = users
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let message = config
-            .template(TemplateKind::KickNotice)
-            .render(&users, &[("users", list), ("group", group.to_string())]);
-        actions.push(group_message(
-            first.bot_id,
-            group,
-            None,
-            Purpose::KickNotice,
-            &message,
-        ));
-        for m in &kicked {
+    if !kicked.is_empty() {
+        for chunk in kicked.chunks(MENTIONS_PER_MESSAGE) {
+            let users: Vec<i64> = chunk.iter().map(|m| m.user_id).collect();
+            let list = users
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let message = config
+                .template(TemplateKind::KickNotice)
+                .render(&users, &[("users", list), ("group", group.to_string())]);
+            actions.push(group_message(
+                chunk[0].bot_id,
+                group,
+                None,
+                Purpose::KickNotice,
+                &message,
+            ));
+        }
+        for m in kicked {
             actions.push(NewAction {
                 bot_id: m.bot_id,
                 group_id: group,
@@ -265,7 +337,7 @@ async fn decide(
                     "reject_add_request": config.reject_rejoin,
                 }),
             });
-            if let Some(id) = m.welcome_message_id {
+            if let Some(id) = m.prompt_message_id {
                 actions.push(NewAction {
                     bot_id: m.bot_id,
                     group_id: group,
@@ -278,11 +350,60 @@ async fn decide(
             }
         }
     }
-    store.insert_actions(&mut tx, &actions, now).await?;
-    tx.commit().await?;
-    summary.reminded = warned.iter().map(|m| m.user_id).collect();
-    summary.kicked = kicked.iter().map(|m| m.user_id).collect();
-    Ok(())
+    actions
+}
+
+/// What a scan of `group` at `now` would send, deciding and sending nothing (`celeriac
+/// verification scan --dry-run`): the reminders and kicks due, in the order a scan would send
+/// them. Empty when the group does not run or inside the quiet hours (see [`Plan`]).
+pub async fn plan(
+    config: &VerificationConfig,
+    store: &Store,
+    group: i64,
+    now: i64,
+) -> Result<Plan> {
+    let mut plan = Plan {
+        group,
+        ..Plan::default()
+    };
+    if !store.group_runs(group).await? {
+        plan.stopped = true;
+        return Ok(plan);
+    }
+    if config.quiet().is_some_and(|q| q.contains(now, config.tz())) {
+        plan.quiet = true;
+        return Ok(plan);
+    }
+    let every = config.remind_every.as_millis() as i64;
+    let mut tx = store.begin().await?;
+    let due = store.due_members(&mut tx, group, now).await?;
+    tx.rollback().await?;
+    let (mut warned, mut kicked) = (Vec::new(), Vec::new());
+    for mut m in due {
+        if m.warnings_left > 0 {
+            m.warnings_left -= 1;
+            m.last_warning_at = Some(now);
+            m.next_warning_at = now + every;
+            warned.push(m);
+        } else {
+            kicked.push(m);
+        }
+    }
+    plan.actions = scan_actions(config, group, &warned, &kicked);
+    Ok(plan)
+}
+
+/// What [`plan`] found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// The group.
+    pub group: i64,
+    /// The group does not run (disabled or blocked): nothing would be sent.
+    pub stopped: bool,
+    /// Inside the quiet hours: nothing would be sent.
+    pub quiet: bool,
+    /// The actions a scan would send now, in order.
+    pub actions: Vec<NewAction>,
 }
 
 /// Queue the report of `summary` to every admin, when something happened; whether it did.
@@ -290,7 +411,8 @@ async fn report(context: &Context, store: &Store, summary: &GroupSummary) -> Res
     let config = &context.config;
     let happened = !summary.reminded.is_empty()
         || !summary.kicked.is_empty()
-        || !summary.unmanageable.is_empty();
+        || !summary.unmanageable.is_empty()
+        || summary.actions_failed > 0;
     if config.admins.is_empty() || !happened {
         return Ok(false);
     }
@@ -318,9 +440,10 @@ async fn report(context: &Context, store: &Store, summary: &GroupSummary) -> Res
         &[
             ("group", summary.group.to_string()),
             ("reminded", summary.reminded.len().to_string()),
-            ("kicked", kicked_out(summary).to_string()),
+            ("kicked", summary.kicked_ok.len().to_string()),
             ("unmanageable", summary.unmanageable.len().to_string()),
             ("pending", pending.to_string()),
+            ("failed", summary.actions_failed.to_string()),
         ],
     );
     let now = context.clock.now_ms();
@@ -341,13 +464,4 @@ async fn report(context: &Context, store: &Store, summary: &GroupSummary) -> Res
     store.insert_actions(&mut tx, &actions, now).await?;
     tx.commit().await?;
     Ok(true)
-}
-
-/// Members the kicks removed: those decided, less those who had left or could not be kicked.
-fn kicked_out(summary: &GroupSummary) -> usize {
-    summary
-        .kicked
-        .iter()
-        .filter(|u| !summary.gone.contains(u) && !summary.unmanageable.contains(u))
-        .count()
 }

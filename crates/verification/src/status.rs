@@ -5,13 +5,20 @@
 //!
 //! ```text
 //! (join) ──► pending ──► verified      answered the code
-//!               │ ├────► approved      an admin lifted the mute by hand
+//!               │ ├────► approved      an admin lifted the mute by hand ("verified by admin")
 //!               │ ├────► left          left the group
-//!               │ ├────► removed       kicked by someone else
-//!               │ ├────► unmanageable  the bot may not mute or kick them
-//!               │ └────► kicked ──► unmanageable | left   (what the kick found)
+//!               │ ├────► removed       kicked by someone else ("rejected")
+//!               │ ├────► unmanageable  the bot may not mute them
+//!               │ └────► kicking       reminders ran out: the kick is in the outbox
+//!               │           ├────► kicked        OneBot answered the kick ok
+//!               │           ├────► left          the kick found them gone
+//!               │           ├────► unmanageable  the bot may not kick them
+//!               └───────────┴─ pending           the kick failed: tried again a period later
 //!  any closed status ──► pending       joined again: a new round with a new code
 //! ```
+//!
+//! A group's [`GroupState`] is `active` or `blocked` (the bot was found not manageable there;
+//! nothing but reports is sent until an operator enables the group again).
 
 use serde::Serialize;
 use std::fmt;
@@ -27,7 +34,9 @@ pub enum Status {
     Verified,
     /// An admin lifted the mute by hand: counted as verified.
     Approved,
-    /// Reminders ran out: kicked by the bot.
+    /// Reminders ran out: the kick is decided and waits in the outbox (not yet confirmed).
+    Kicking,
+    /// Kicked by the bot: OneBot answered the kick `ok`.
     Kicked,
     /// Left the group before answering.
     Left,
@@ -40,8 +49,9 @@ pub enum Status {
 
 impl Status {
     /// Every status.
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Pending,
+        Status::Kicking,
         Status::Verified,
         Status::Approved,
         Status::Kicked,
@@ -54,6 +64,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
+            Status::Kicking => "kicking",
             Status::Verified => "verified",
             Status::Approved => "approved",
             Status::Kicked => "kicked",
@@ -63,19 +74,32 @@ impl Status {
         }
     }
 
-    /// Whether the member's verification is over (for this join).
+    /// Whether the member's verification is over (for this join): neither `pending` nor
+    /// `kicking`.
     pub fn is_closed(self) -> bool {
-        self != Status::Pending
+        !matches!(self, Status::Pending | Status::Kicking)
     }
 
     /// Whether a member may go from `self` to `next`. A new join (`pending` again) is allowed
-    /// from every status: it starts a new round.
+    /// from every status: it starts a new round. `kicked` is reached only from `kicking` (the
+    /// kick answered ok).
     pub fn can_transition_to(self, next: Status) -> bool {
         matches!(
             (self, next),
             (_, Status::Pending)
-                | (Status::Pending, _)
-                | (Status::Kicked, Status::Unmanageable | Status::Left)
+                | (
+                    Status::Pending,
+                    Status::Verified
+                        | Status::Approved
+                        | Status::Left
+                        | Status::Removed
+                        | Status::Unmanageable
+                        | Status::Kicking
+                )
+                | (
+                    Status::Kicking,
+                    Status::Kicked | Status::Unmanageable | Status::Left
+                )
         )
     }
 }
@@ -122,6 +146,37 @@ impl FromStr for Status {
     type Err = UnknownWord;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         parse_word(s, &Status::ALL, Status::as_str, "member status")
+    }
+}
+
+/// Where a group stands (`verification_groups.state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupState {
+    /// Scans and actions run.
+    Active,
+    /// The bot was found not manageable in the group: nothing but reports is sent and no scan
+    /// decides anything until an operator runs `celeriac verification groups enable GROUP`.
+    Blocked,
+}
+
+impl GroupState {
+    /// Every state.
+    pub const ALL: [GroupState; 2] = [GroupState::Active, GroupState::Blocked];
+
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Active => "active",
+            GroupState::Blocked => "blocked",
+        }
+    }
+}
+
+impl FromStr for GroupState {
+    type Err = UnknownWord;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_word(s, &GroupState::ALL, GroupState::as_str, "group state")
     }
 }
 
@@ -251,21 +306,24 @@ mod tests {
         for s in ActionState::ALL {
             assert_eq!(s.as_str().parse::<ActionState>().unwrap(), s);
         }
+        for s in GroupState::ALL {
+            assert_eq!(s.as_str().parse::<GroupState>().unwrap(), s);
+        }
         for p in Purpose::ALL {
             assert_eq!(p.as_str().parse::<Purpose>().unwrap(), p);
         }
         let e = "done".parse::<Status>().unwrap_err().to_string();
-        assert!(e.contains("pending, verified"), "{e}");
+        assert!(e.contains("pending, kicking, verified"), "{e}");
     }
 
     #[test]
-    fn only_pending_and_kicked_members_move_except_by_a_new_join() {
+    fn only_pending_and_kicking_members_move_except_by_a_new_join() {
         use Status::*;
         for from in Status::ALL {
             for to in Status::ALL {
                 let expected = to == Pending
-                    || from == Pending
-                    || (from == Kicked && matches!(to, Unmanageable | Left));
+                    || (from == Pending && !matches!(to, Kicked))
+                    || (from == Kicking && matches!(to, Kicked | Unmanageable | Left));
                 assert_eq!(from.can_transition_to(to), expected, "{from} -> {to}");
             }
         }
@@ -273,13 +331,29 @@ mod tests {
 
     #[test]
     fn the_migrations_check_the_same_words() {
+        // The member statuses and group states as 0101 left them, the rest as 0100 made them.
+        for sql in [
+            include_str!("../../../migrations/sqlite/0101_verification_names.sql"),
+            include_str!("../../../migrations/postgres/0101_verification_names.sql"),
+        ] {
+            let check = sql
+                .split("status IN")
+                .nth(1)
+                .and_then(|s| s.split(')').next())
+                .expect("a status CHECK");
+            let words = check.matches('\'').count() / 2;
+            assert_eq!(words, Status::ALL.len(), "{check}");
+            for s in Status::ALL {
+                assert!(check.contains(&format!("'{}'", s.as_str())), "{s}");
+            }
+            for s in GroupState::ALL {
+                assert!(sql.contains(&format!("'{}'", s.as_str())), "{}", s.as_str());
+            }
+        }
         for sql in [
             include_str!("../../../migrations/sqlite/0100_verification.sql"),
             include_str!("../../../migrations/postgres/0100_verification.sql"),
         ] {
-            for s in Status::ALL {
-                assert!(sql.contains(&format!("'{}'", s.as_str())), "{s}");
-            }
             for s in ActionState::ALL {
                 assert!(sql.contains(&format!("'{}'", s.as_str())), "{}", s.as_str());
             }

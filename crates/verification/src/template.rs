@@ -22,11 +22,13 @@ pub enum TemplateKind {
     WrongCode,
     /// `report`.
     Report,
+    /// `blocked`.
+    Blocked,
 }
 
 impl TemplateKind {
     /// Every template.
-    pub const ALL: [TemplateKind; 7] = [
+    pub const ALL: [TemplateKind; 8] = [
         TemplateKind::Welcome,
         TemplateKind::Remind,
         TemplateKind::KickNotice,
@@ -34,6 +36,7 @@ impl TemplateKind {
         TemplateKind::Approved,
         TemplateKind::WrongCode,
         TemplateKind::Report,
+        TemplateKind::Blocked,
     ];
 
     /// The name in `[verification.templates]`.
@@ -46,6 +49,7 @@ impl TemplateKind {
             TemplateKind::Approved => "approved",
             TemplateKind::WrongCode => "wrong_code",
             TemplateKind::Report => "report",
+            TemplateKind::Blocked => "blocked",
         }
     }
 
@@ -65,7 +69,15 @@ impl TemplateKind {
             TemplateKind::KickNotice => &["at", "users", "group"],
             TemplateKind::Verified | TemplateKind::Approved => &["at", "user", "group"],
             TemplateKind::WrongCode => &["user", "group", "left"],
-            TemplateKind::Report => &["group", "reminded", "kicked", "unmanageable", "pending"],
+            TemplateKind::Report => &[
+                "group",
+                "reminded",
+                "kicked",
+                "unmanageable",
+                "pending",
+                "failed",
+            ],
+            TemplateKind::Blocked => &["group", "detail"],
         }
     }
 }
@@ -77,6 +89,33 @@ enum Piece {
     At,
 }
 
+/// Why a template does not parse; each message says how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// Nothing to say.
+    #[error("must not be empty")]
+    Empty,
+    /// `{name` without its `}`.
+    #[error("{{{name} is not closed (write {{{{ for a literal brace)")]
+    Unclosed {
+        /// What followed the brace.
+        name: String,
+    },
+    /// A placeholder this template does not accept.
+    #[error("unknown placeholder {{{name}}}; {template} accepts {accepted} (write {{{{ and }}}} for literal braces)")]
+    UnknownPlaceholder {
+        /// The placeholder.
+        name: String,
+        /// The template.
+        template: &'static str,
+        /// The placeholders it accepts, as written.
+        accepted: String,
+    },
+    /// A `}` that closes nothing.
+    #[error("a lone }} (write }}}} for a literal brace)")]
+    LoneBrace,
+}
+
 /// A parsed template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template {
@@ -86,9 +125,9 @@ pub struct Template {
 impl Template {
     /// Parse `text` as a template of `kind`; the error says which placeholder is wrong and
     /// which ones the template accepts.
-    pub fn parse(kind: TemplateKind, text: &str) -> Result<Template, String> {
+    pub fn parse(kind: TemplateKind, text: &str) -> Result<Template, TemplateError> {
         if text.trim().is_empty() {
-            return Err("must not be empty".into());
+            return Err(TemplateError::Empty);
         }
         let mut pieces = Vec::new();
         let mut literal = String::new();
@@ -114,20 +153,19 @@ impl Template {
                         name.push(c);
                     }
                     if !closed {
-                        return Err(format!(
-                            "{{{name} is not closed (write {{{{ for a literal brace)"
-                        ));
+                        return Err(TemplateError::Unclosed { name });
                     }
                     if !kind.placeholders().contains(&name.as_str()) {
-                        return Err(format!(
-                            "unknown placeholder {{{name}}}; {} accepts {} (write {{{{ and }}}} for literal braces)",
-                            kind.as_str(),
-                            kind.placeholders()
+                        return Err(TemplateError::UnknownPlaceholder {
+                            name,
+                            template: kind.as_str(),
+                            accepted: kind
+                                .placeholders()
                                 .iter()
                                 .map(|p| format!("{{{p}}}"))
                                 .collect::<Vec<_>>()
-                                .join(" ")
-                        ));
+                                .join(" "),
+                        });
                     }
                     if !literal.is_empty() {
                         pieces.push(Piece::Text(std::mem::take(&mut literal)));
@@ -138,7 +176,7 @@ impl Template {
                         Piece::Var(name)
                     });
                 }
-                '}' => return Err("a lone } (write }} for a literal brace)".into()),
+                '}' => return Err(TemplateError::LoneBrace),
                 c => literal.push(c),
             }
         }
@@ -209,7 +247,9 @@ mod tests {
 
     #[test]
     fn unknown_placeholders_are_refused_with_the_allowed_ones() {
-        let e = Template::parse(TemplateKind::WrongCode, "{at} wrong").unwrap_err();
+        let e = Template::parse(TemplateKind::WrongCode, "{at} wrong")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("{at}") && e.contains("{left}"), "{e}");
         assert!(Template::parse(TemplateKind::Welcome, "{code").is_err());
         assert!(Template::parse(TemplateKind::Welcome, "code}").is_err());

@@ -4,6 +4,8 @@
 mod common;
 
 use celeriac_onebot::Role;
+use celeriac_verification::scan::plan;
+use celeriac_verification::status::GroupState;
 use celeriac_verification::Status;
 use celeriac_worker::Outcome;
 use common::*;
@@ -16,9 +18,16 @@ on_both!(
     scans_remind_then_kick_and_report,
     quiet_hours_hold_reminders_and_kicks,
     leaving_and_approval_close_the_member,
-    a_member_the_bot_may_not_mute_is_unmanageable,
+    not_manageable_blocks_the_group_and_alerts_once_until_enabled,
     a_failed_kick_resumes_without_repeating,
     a_rejoin_starts_a_new_round,
+    a_member_already_gone_counts_as_left,
+    a_refused_kick_is_not_kicked_and_comes_back_later,
+    an_answer_in_the_group_verifies,
+    a_disabled_group_ignores_joins_and_sends_nothing,
+    a_dry_run_plans_without_sending_or_writing,
+    finished_actions_past_retention_are_pruned,
+    a_long_outbox_runs_in_slices,
 );
 
 async fn a_join_mutes_and_welcomes_once(db: &str) {
@@ -27,7 +36,7 @@ async fn a_join_mutes_and_welcomes_once(db: &str) {
     let m = w.member(GROUP, 1001).await;
     assert_eq!(m.status, Status::Pending);
     assert_eq!(m.warnings_left, 2);
-    assert_eq!(m.due_at, START + 4 * HOUR);
+    assert_eq!(m.next_warning_at, START + 4 * HOUR);
     assert_eq!(
         w.fake.member(GROUP, 1001).unwrap().muted_for,
         30 * 24 * 3600
@@ -36,7 +45,7 @@ async fn a_join_mutes_and_welcomes_once(db: &str) {
     assert_eq!(welcome.len(), 1);
     assert!(welcome[0].contains(&m.code), "{welcome:?}");
     assert!(
-        m.welcome_message_id.is_some(),
+        m.prompt_message_id.is_some(),
         "the welcome's id is kept to recall it"
     );
     // The same event again (a duplicate delivery or a retried job): nothing new.
@@ -192,7 +201,7 @@ async fn leaving_and_approval_close_the_member(db: &str) {
     assert!(w.fake.calls_of("set_group_kick").is_empty());
 }
 
-async fn a_member_the_bot_may_not_mute_is_unmanageable(db: &str) {
+async fn not_manageable_blocks_the_group_and_alerts_once_until_enabled(db: &str) {
     let w = World::new(db).await;
     // An admin "joins" (the bot, an admin itself, may not mute another admin).
     w.fake.add_member(GROUP, 2002, Role::Admin);
@@ -200,10 +209,49 @@ async fn a_member_the_bot_may_not_mute_is_unmanageable(db: &str) {
     let m = w.member(GROUP, 2002).await;
     assert_eq!(m.status, Status::Unmanageable, "{m:?}");
     assert!(m.detail.contains("may not mute"), "{}", m.detail);
-    // Scans leave them alone: no reminder, no kick attempt.
-    w.clock.set(START + 13 * HOUR);
-    w.scan_group(GROUP).await;
-    assert!(w.fake.calls_of("set_group_kick").is_empty());
+    let store = w.store().await;
+    let g = store
+        .group(GROUP)
+        .await
+        .unwrap()
+        .expect("a row once blocked");
+    assert_eq!(g.state, GroupState::Blocked);
+    assert!(g.enabled);
+    let alerts = w.private_texts(REPORT_TO);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("groups enable 100"), "{alerts:?}");
+    // While blocked: a join is recorded but nothing is sent, no scan decides, no second alert.
+    let before = w.fake.calls().len();
+    w.join(GROUP, 1001).await;
+    assert_eq!(w.member(GROUP, 1001).await.status, Status::Pending);
+    w.clock.set(START + 4 * HOUR);
+    let out = w.scan_group(GROUP).await;
+    let Outcome::Done(Some(summary)) = &out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(summary["stopped"], json!(true));
+    assert_eq!(w.fake.calls().len(), before, "nothing sent while blocked");
+    assert_eq!(w.member(GROUP, 1001).await.warnings_left, 2);
+    assert_eq!(w.private_texts(REPORT_TO).len(), 1, "alerted once");
+    // Other groups go on.
+    w.fake.add_member(OTHER_GROUP, 1009, Role::Member);
+    assert!(is_done(
+        &w.event(join_event(BOT, OTHER_GROUP, 1009, w.clock_secs()))
+            .await
+    ));
+    assert_eq!(w.group_texts(OTHER_GROUP).len(), 1);
+    // An operator enables the group: what waited is sent, the scan decides again.
+    let g = store
+        .set_group_enabled(GROUP, true, START + 4 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(g.state, GroupState::Active);
+    assert!(is_done(&w.scan_group(GROUP).await));
+    assert_eq!(
+        w.fake.member(GROUP, 1001).unwrap().muted_for,
+        30 * 24 * 3600
+    );
+    assert_eq!(w.member(GROUP, 1001).await.warnings_left, 1);
 }
 
 async fn a_failed_kick_resumes_without_repeating(db: &str) {
@@ -220,7 +268,8 @@ async fn a_failed_kick_resumes_without_repeating(db: &str) {
     w.clock.set(START + 12 * HOUR);
     let out = w.scan_group(GROUP).await;
     assert!(matches!(out, Outcome::Retry(_)), "{out:?}");
-    assert_eq!(w.member(GROUP, 1001).await.status, Status::Kicked);
+    // OneBot down mid-scan: nothing written for the kick not answered.
+    assert_eq!(w.member(GROUP, 1001).await.status, Status::Kicking);
     assert!(
         w.fake.is_member(GROUP, 1001),
         "the kick did not get through"
@@ -229,6 +278,7 @@ async fn a_failed_kick_resumes_without_repeating(db: &str) {
     let out = w.scan_group(GROUP).await;
     assert!(is_done(&out), "{out:?}");
     assert!(!w.fake.is_member(GROUP, 1001));
+    assert_eq!(w.member(GROUP, 1001).await.status, Status::Kicked);
     assert_eq!(w.fake.calls_of("set_group_kick").len(), 2);
     let notices = w
         .group_texts(GROUP)
@@ -256,4 +306,191 @@ async fn a_rejoin_starts_a_new_round(db: &str) {
     }
     w.event(private_event(1001, &second.code)).await;
     assert_eq!(w.member(GROUP, 1001).await.status, Status::Verified);
+}
+
+/// Remind twice, then let the kick be due.
+async fn up_to_the_kick(w: &World) {
+    for h in [4, 8] {
+        w.clock.set(START + h * HOUR);
+        w.scan_group(GROUP).await;
+    }
+    w.clock.set(START + 12 * HOUR);
+}
+
+async fn a_member_already_gone_counts_as_left(db: &str) {
+    let w = World::new(db).await;
+    w.join(GROUP, 1001).await;
+    up_to_the_kick(&w).await;
+    // They left without the bot seeing the event.
+    w.fake.remove_member(GROUP, 1001);
+    let out = w.scan_group(GROUP).await;
+    let Outcome::Done(Some(summary)) = &out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(summary["gone"], json!([1001]));
+    assert_eq!(summary["kicked_ok"], json!([]));
+    let m = w.member(GROUP, 1001).await;
+    assert_eq!(m.status, Status::Left, "{m:?}");
+    let actions = w.store().await.member_actions(GROUP, 1001).await.unwrap();
+    let kick = actions
+        .iter()
+        .find(|a| a.action == "set_group_kick")
+        .unwrap();
+    assert_eq!(kick.state.as_str(), "skipped");
+}
+
+async fn a_refused_kick_is_not_kicked_and_comes_back_later(db: &str) {
+    let w = World::new(db).await;
+    w.join(GROUP, 1001).await;
+    up_to_the_kick(&w).await;
+    w.fake.inject(
+        "set_group_kick",
+        celeriac_onebot::fake::Fault::failed(1400, "failed", "refused").times(1),
+    );
+    let out = w.scan_group(GROUP).await;
+    assert!(is_done(&out), "{out:?}");
+    let m = w.member(GROUP, 1001).await;
+    assert_eq!(
+        m.status,
+        Status::Pending,
+        "kicked only on an ok reply: {m:?}"
+    );
+    assert_eq!(m.next_warning_at, START + 16 * HOUR);
+    let actions = w.store().await.member_actions(GROUP, 1001).await.unwrap();
+    let kick = actions
+        .iter()
+        .find(|a| a.action == "set_group_kick")
+        .unwrap();
+    assert_eq!((kick.state.as_str(), kick.retcode), ("failed", Some(1400)));
+    // A period later (here 08:00 the next day, after the quiet hours) the kick is decided
+    // again and gets through.
+    w.clock.set(START + 24 * HOUR);
+    w.scan_group(GROUP).await;
+    assert_eq!(w.member(GROUP, 1001).await.status, Status::Kicked);
+    assert!(!w.fake.is_member(GROUP, 1001));
+}
+
+async fn an_answer_in_the_group_verifies(db: &str) {
+    let w = World::new(db).await;
+    w.join(GROUP, 1001).await;
+    let code = w.member(GROUP, 1001).await.code;
+    let out = w
+        .event(group_event(GROUP, 1001, &format!("我的验证码 {code}")))
+        .await;
+    assert!(is_done(&out), "{out:?}");
+    assert_eq!(w.member(GROUP, 1001).await.status, Status::Verified);
+    assert_eq!(w.fake.member(GROUP, 1001).unwrap().muted_for, 0);
+}
+
+async fn a_disabled_group_ignores_joins_and_sends_nothing(db: &str) {
+    let w = World::new(db).await;
+    let store = w.store().await;
+    store.set_group_enabled(GROUP, false, START).await.unwrap();
+    w.join(GROUP, 1001).await;
+    assert!(store.member(GROUP, 1001).await.unwrap().is_none());
+    assert!(w.fake.calls().is_empty());
+    store.set_group_enabled(GROUP, true, START).await.unwrap();
+    w.join(GROUP, 1002).await;
+    assert_eq!(w.member(GROUP, 1002).await.status, Status::Pending);
+}
+
+async fn a_dry_run_plans_without_sending_or_writing(db: &str) {
+    let w = World::new(db).await;
+    w.join(GROUP, 1001).await;
+    w.join(GROUP, 1002).await;
+    for h in [4, 8] {
+        w.clock.set(START + h * HOUR);
+        w.scan_group(GROUP).await;
+    }
+    // 1003 joins later: at +12 h, 1001 and 1002 are kicked and 1003 reminded.
+    w.clock.set(START + 8 * HOUR);
+    w.join(GROUP, 1003).await;
+    let now = START + 12 * HOUR;
+    let calls = w.fake.calls().len();
+    let store = w.store().await;
+    let before = store.list(&Default::default()).await.unwrap();
+    let plan = plan(&w.context.config, &store, GROUP, now).await.unwrap();
+    let what: Vec<(&str, Option<i64>)> = plan
+        .actions
+        .iter()
+        .map(|a| (a.action.as_str(), a.user_id))
+        .collect();
+    assert_eq!(
+        what,
+        [
+            ("send_group_msg", None),
+            ("send_group_msg", None),
+            ("set_group_kick", Some(1001)),
+            ("delete_msg", Some(1001)),
+            ("set_group_kick", Some(1002)),
+            ("delete_msg", Some(1002)),
+        ]
+    );
+    assert_eq!(w.fake.calls().len(), calls, "nothing sent");
+    assert_eq!(
+        store.list(&Default::default()).await.unwrap(),
+        before,
+        "nothing written"
+    );
+    // The scan then sends exactly that.
+    w.clock.set(now);
+    w.scan_group(GROUP).await;
+    let sent: Vec<String> = w.fake.calls()[calls..]
+        .iter()
+        .map(|c| c.action.clone())
+        .collect();
+    let planned: Vec<&str> = plan.actions.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(&sent[..planned.len()], planned.as_slice());
+}
+
+async fn finished_actions_past_retention_are_pruned(db: &str) {
+    let w = World::new(db).await;
+    w.join(GROUP, 1001).await;
+    let store = w.store().await;
+    let sent = store.member_actions(GROUP, 1001).await.unwrap().len();
+    assert!(sent >= 2, "mute and welcome");
+    // 31 days later a scan deletes what ended more than action_retention (30 days) ago.
+    w.clock.set(START + 31 * 24 * HOUR);
+    w.join(GROUP, 1002).await;
+    assert!(is_done(&w.run("verification.scan", json!({})).await));
+    assert!(store.member_actions(GROUP, 1001).await.unwrap().is_empty());
+    assert!(!store.member_actions(GROUP, 1002).await.unwrap().is_empty());
+}
+
+async fn a_long_outbox_runs_in_slices(db: &str) {
+    let config = celeriac_verification::VerificationConfig {
+        group_slice: std::time::Duration::from_secs(1),
+        ..common::config()
+    };
+    let w = World::with(db, config, None).await;
+    for u in [1001, 1002, 1003] {
+        w.join(GROUP, u).await;
+    }
+    up_to_the_kick(&w).await;
+    // The first kick takes longer than the slice: the run stops after it.
+    w.fake.inject(
+        "set_group_kick",
+        celeriac_onebot::fake::Fault::delay(std::time::Duration::from_millis(1100)).times(1),
+    );
+    let out = w.scan_group(GROUP).await;
+    assert_eq!(
+        out,
+        Outcome::Snooze(celeriac_verification::scan::NEXT_SLICE)
+    );
+    assert_eq!(w.fake.calls_of("set_group_kick").len(), 1);
+    assert_eq!(w.member(GROUP, 1001).await.status, Status::Kicked);
+    assert_eq!(w.member(GROUP, 1002).await.status, Status::Kicking);
+    // The next run goes on where it stopped, deciding nothing twice.
+    let out = w.scan_group(GROUP).await;
+    assert!(is_done(&out), "{out:?}");
+    assert_eq!(w.fake.calls_of("set_group_kick").len(), 3);
+    for u in [1001, 1002, 1003] {
+        assert_eq!(w.member(GROUP, u).await.status, Status::Kicked);
+    }
+    let notices = w
+        .group_texts(GROUP)
+        .iter()
+        .filter(|t| t.contains("即将被移出群聊"))
+        .count();
+    assert_eq!(notices, 1);
 }

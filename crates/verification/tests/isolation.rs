@@ -19,7 +19,36 @@ use std::time::Duration;
 on_both!(
     racing_decisions_on_one_member_have_one_winner,
     a_paused_account_holds_up_only_its_groups,
+    two_scans_at_once_without_the_lock_remind_once,
 );
+
+/// A manual and a scheduled scan of one group at the same moment, even without the group's
+/// lock (its guard is the SQL, not only the lock): each member reminded once, one message.
+async fn two_scans_at_once_without_the_lock_remind_once(db: &str) {
+    let w = World::new(db).await;
+    for u in [1001, 1002, 1003] {
+        w.join(GROUP, u).await;
+    }
+    w.clock.set(START + 4 * HOUR);
+    let (a, b) = tokio::join!(
+        celeriac_verification::scan::scan_group(&w.context, GROUP),
+        celeriac_verification::scan::scan_group(&w.context, GROUP),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut reminded = [a.reminded.clone(), b.reminded.clone()].concat();
+    reminded.sort_unstable();
+    assert_eq!(reminded, [1001, 1002, 1003], "{a:?} {b:?}");
+    for u in [1001, 1002, 1003] {
+        assert_eq!(w.member(GROUP, u).await.warnings_left, 1);
+    }
+    let reminders = w
+        .fake
+        .calls_of("send_group_msg")
+        .iter()
+        .filter(|c| c.params.to_string().contains("剩余提醒"))
+        .count();
+    assert_eq!(reminders, 1, "one reminder message, sent once");
+}
 
 async fn racing_decisions_on_one_member_have_one_winner(db: &str) {
     let w = World::new(db).await;
@@ -115,6 +144,16 @@ async fn a_paused_account_holds_up_only_its_groups(db: &str) {
         1,
         "only the welcome, sent before the pause"
     );
+    // The pause spends no try: the reminder waits untried, and however many times the
+    // breaker turns the group's job away (a snooze, not an attempt), it stays so.
+    for _ in 0..3 {
+        let again = w.scan_group(OTHER_GROUP).await;
+        assert!(matches!(again, Outcome::Snooze(_)), "{again:?}");
+    }
+    let open = w.store().await.open_actions(OTHER_GROUP, 10).await.unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!((open[0].purpose.as_str(), open[0].attempts), ("remind", 0));
+    assert_eq!(open[0].state.as_str(), "pending");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,9 @@
 //! `celeriac onebot receive`: the HTTP endpoint a OneBot v11 implementation (NapCat, go-cqhttp,
 //! Lagrange.OneBot) posts its events to. Each event the domains want becomes a job, whose id
 //! is derived from the event: a duplicate delivery enqueues nothing new. The answer is always
-//! quick (204, no quick operation): the work happens in the workers.
+//! quick (204, no quick operation): the work happens in the workers. What became of each
+//! event (enqueued, duplicate, ignored, unknown type, bad signature, malformed) is counted in
+//! Redis; `celeriac onebot stats` prints the counts.
 
 use crate::domains::{self, Configs};
 use crate::output::{CliError, CliResult};
@@ -10,7 +12,8 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
-use celeriac_onebot::{verify_signature, Event, Secret, SIGNATURE_HEADER};
+use celeriac_core::connection::Conn;
+use celeriac_onebot::{verify_signature, Event, EventCounts, Received, Secret, SIGNATURE_HEADER};
 use celeriac_producer::{NewJob, Producer};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,6 +41,20 @@ Examples:
   CELERIAC_ONEBOT__SECRET=… celeriac --config prod.toml onebot receive --listen 0.0.0.0:5701"
     )]
     Receive(ReceiveArgs),
+    /// What became of the events every receiver got since the counters began (one Redis
+    /// hash, `P:onebot:events`): enqueued, duplicate, ignored, unknown event types, bad
+    /// signatures, malformed bodies, not enqueued.
+    #[command(after_help = "Examples:
+  celeriac onebot stats
+  celeriac onebot stats --json")]
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// Print JSON: {\"enqueued\": N, …}.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,12 +70,14 @@ pub struct ReceiveArgs {
 }
 
 pub async fn run(settings: Settings, command: Command) -> CliResult {
-    let Command::Receive(args) = command;
+    let args = match command {
+        Command::Receive(args) => args,
+        Command::Stats(args) => return stats(&settings, args).await,
+    };
     crate::cmd::worker::init_logging(&settings.log);
-    let producer = Producer::with_broker(
-        crate::output::broker(settings.core()).await?,
-        settings.core(),
-    );
+    let broker = crate::output::broker(settings.core()).await?;
+    let counts = EventCounts::new(broker.connection(), broker.keys().prefix());
+    let producer = Producer::with_broker(broker, settings.core());
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| {
@@ -75,6 +94,7 @@ pub async fn run(settings: Settings, command: Command) -> CliResult {
     info!(%address, signed = settings.domains.onebot.secret.is_some(), "receiving OneBot events");
     let app = router(Receiver {
         producer,
+        counts,
         secret: settings.domains.onebot.secret.clone(),
         configs: settings.domains.clone(),
     });
@@ -89,6 +109,8 @@ pub async fn run(settings: Settings, command: Command) -> CliResult {
 pub struct Receiver {
     /// Enqueues the jobs.
     pub producer: Producer,
+    /// Counts what became of each event.
+    pub counts: EventCounts<Conn>,
     /// `onebot.secret`: events must be signed with it.
     pub secret: Option<Secret>,
     /// Every domain's settings (which events each wants).
@@ -104,50 +126,90 @@ pub fn router(receiver: Receiver) -> Router {
 }
 
 async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let (status, what) = classify(&r, &headers, &body).await;
+    if let Err(e) = r.counts.add(what).await {
+        warn!(error = %e, outcome = what.as_str(), "the event was not counted");
+    }
+    status
+}
+
+/// Answer one delivery, and say what became of it.
+async fn classify(r: &Receiver, headers: &HeaderMap, body: &Bytes) -> (StatusCode, Received) {
     if let Some(secret) = &r.secret {
         let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-        if let Err(e) = verify_signature(secret.expose().as_bytes(), &body, header) {
+        if let Err(e) = verify_signature(secret.expose().as_bytes(), body, header) {
             warn!(error = %e, "OneBot event refused");
-            return StatusCode::UNAUTHORIZED;
+            return (StatusCode::UNAUTHORIZED, Received::BadSignature);
         }
     }
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
+    let value: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
             warn!(error = %e, "OneBot event refused: not JSON");
-            return StatusCode::BAD_REQUEST;
+            return (StatusCode::BAD_REQUEST, Received::Malformed);
         }
     };
     let event = match Event::from_value(value.clone()) {
         Ok(e) => e,
         Err(e) => {
             warn!(error = %e, "OneBot event refused");
-            return StatusCode::BAD_REQUEST;
+            return (StatusCode::BAD_REQUEST, Received::Malformed);
         }
     };
+    if let Event::Other(raw) = &event {
+        info!(
+            post_type = raw.get("post_type").and_then(|v| v.as_str()).unwrap_or("?"),
+            "OneBot event of a type Celeriac does not know: acknowledged and counted"
+        );
+        return (StatusCode::NO_CONTENT, Received::Unknown);
+    }
     let jobs = domains::event_jobs(&value, &event, &r.configs);
     if jobs.is_empty() {
-        return StatusCode::NO_CONTENT;
+        return (StatusCode::NO_CONTENT, Received::Ignored);
     }
     match enqueue(&r.producer, jobs).await {
-        Ok(ids) => {
-            debug!(jobs = ?ids, "OneBot event enqueued");
-            StatusCode::NO_CONTENT
+        Ok(enqueued) => {
+            debug!(jobs = ?enqueued, "OneBot event enqueued");
+            let new = enqueued.iter().any(|(_, created)| *created);
+            let what = if new {
+                Received::Enqueued
+            } else {
+                Received::Duplicate
+            };
+            (StatusCode::NO_CONTENT, what)
         }
         Err(e) => {
             warn!(error = %e, "OneBot event not enqueued; the implementation may send it again");
-            StatusCode::SERVICE_UNAVAILABLE
+            (StatusCode::SERVICE_UNAVAILABLE, Received::NotEnqueued)
         }
     }
 }
 
+async fn stats(settings: &Settings, args: StatsArgs) -> CliResult {
+    let broker = crate::output::broker(settings.core()).await?;
+    let counts = EventCounts::new(broker.connection(), broker.keys().prefix())
+        .read()
+        .await
+        .map_err(CliError::failed)?;
+    if args.json {
+        crate::output::print_json(&counts)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = crate::output::table(&["events", "count"]);
+    for (what, n) in &counts {
+        t.add_row(vec![crate::output::Cell::from(*what), n.to_string().into()]);
+    }
+    crate::output::outln!("{t}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Enqueue on a blocking thread: the producer's future is not provably `Send` (see
 /// `celeriac_verification::scan`), and axum's handlers must be.
-async fn enqueue(producer: &Producer, jobs: Vec<NewJob>) -> anyhow::Result<Vec<String>> {
+async fn enqueue(producer: &Producer, jobs: Vec<NewJob>) -> anyhow::Result<Vec<(String, bool)>> {
     let producer = producer.clone();
     let runtime = tokio::runtime::Handle::current();
     let enqueued =
         tokio::task::spawn_blocking(move || runtime.block_on(producer.enqueue_many(jobs)))
             .await??;
-    Ok(enqueued.into_iter().map(|e| e.id).collect())
+    Ok(enqueued.into_iter().map(|e| (e.id, e.created)).collect())
 }

@@ -7,6 +7,7 @@ use crate::output::{
 use crate::settings::Settings;
 use celeriac_core::time::rfc3339_ms_signed as rfc3339;
 use celeriac_producer::{NewJob, Producer};
+use celeriac_verification::scan::plan;
 use celeriac_verification::store::{Member, MemberFilter};
 use celeriac_verification::{ScanVerification, Status, Store};
 use serde::Serialize;
@@ -26,11 +27,20 @@ pub enum Command {
   celeriac verification stats
   celeriac verification stats --json")]
     Stats(JsonArgs),
-    /// Groups with members under verification: counts by status and the next due step.
-    #[command(after_help = "Examples:
+    /// Groups with members under verification: switch, state, counts by status and the next
+    /// due step; `enable` / `disable` one group.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "A blocked group (the bot was found not manageable there: not an admin, or the
+target an admin) sends nothing but reports until it is enabled again.
+
+Examples:
   celeriac verification groups
-  celeriac verification groups --json")]
-    Groups(JsonArgs),
+  celeriac verification groups --json
+  celeriac verification groups disable 100200300
+  celeriac verification groups enable 100200300   # also lifts a block"
+    )]
+    Groups(GroupsArgs),
     /// One member: status, code, reminders left, deadlines, and every action about them.
     #[command(after_help = "Exit codes: 0 found, 1 no such member, 2 bad usage.
 
@@ -39,10 +49,13 @@ Examples:
   celeriac verification member 100200300 123456789 --json")]
     Member(MemberArgs),
     /// Enqueue a scan now (verification.scan): every group with work due, or one group.
-    /// Prints the job's id; `celeriac status ID --wait` follows it.
+    /// Prints the job's id; `celeriac status ID --wait` follows it. `--dry-run` prints what
+    /// a scan would send now and sends nothing (it needs only the database).
     #[command(after_help = "Examples:
   celeriac verification scan
-  celeriac verification scan --group 100200300")]
+  celeriac verification scan --group 100200300
+  celeriac verification scan --dry-run
+  celeriac verification scan --group 100200300 --dry-run --json")]
     Scan(ScanArgs),
 }
 
@@ -70,6 +83,29 @@ pub struct JsonArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct GroupsArgs {
+    #[command(subcommand)]
+    action: Option<GroupsAction>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum GroupsAction {
+    /// Verify this group again (lifts a block).
+    Enable {
+        /// The group.
+        group: i64,
+    },
+    /// Stop verifying this group: its joins are ignored and nothing is sent there.
+    Disable {
+        /// The group.
+        group: i64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
 pub struct MemberArgs {
     /// The group.
     group: i64,
@@ -88,6 +124,12 @@ pub struct ScanArgs {
     /// Queue of the scan and of the group jobs it enqueues.
     #[arg(long, default_value = "default")]
     queue: String,
+    /// Print what a scan would send now; enqueue and send nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// With --dry-run: print JSON.
+    #[arg(long, requires = "dry_run")]
+    json: bool,
 }
 
 /// A member as `list --json` and `member --json` print it.
@@ -101,10 +143,10 @@ struct MemberView {
     code: String,
     joined_at: String,
     warnings_left: i64,
-    last_warned_at: Option<String>,
-    due_at: Option<String>,
+    last_warning_at: Option<String>,
+    next_warning_at: Option<String>,
     wrong_answers: i64,
-    closed_at: Option<String>,
+    ended_at: Option<String>,
     detail: String,
     updated_at: String,
 }
@@ -120,10 +162,10 @@ impl From<&Member> for MemberView {
             code: m.code.clone(),
             joined_at: rfc3339(m.joined_at),
             warnings_left: m.warnings_left,
-            last_warned_at: m.last_warned_at.map(rfc3339),
-            due_at: (m.status == Status::Pending).then(|| rfc3339(m.due_at)),
+            last_warning_at: m.last_warning_at.map(rfc3339),
+            next_warning_at: (m.status == Status::Pending).then(|| rfc3339(m.next_warning_at)),
             wrong_answers: m.wrong_answers,
-            closed_at: m.closed_at.map(rfc3339),
+            ended_at: m.ended_at.map(rfc3339),
             detail: m.detail.clone(),
             updated_at: rfc3339(m.updated_at),
         }
@@ -131,9 +173,10 @@ impl From<&Member> for MemberView {
 }
 
 pub async fn run(settings: Settings, command: Command) -> CliResult {
-    if let Command::Scan(a) = command {
-        return scan(&settings, a).await;
-    }
+    let command = match command {
+        Command::Scan(a) if !a.dry_run => return scan(&settings, a).await,
+        c => c,
+    };
     let db = celeriac_db::Db::open(&settings.db.database_url, &crate::domains::migrations())
         .await
         .map_err(CliError::failed)?;
@@ -141,9 +184,13 @@ pub async fn run(settings: Settings, command: Command) -> CliResult {
     let result = match command {
         Command::List(a) => list(&store, a).await,
         Command::Stats(a) => stats(&store, a.json).await,
+        Command::Groups(GroupsArgs {
+            action: Some(action),
+            ..
+        }) => switch(&store, action).await,
         Command::Groups(a) => groups(&store, a.json).await,
         Command::Member(a) => member(&store, a).await,
-        Command::Scan(_) => Ok(()),
+        Command::Scan(a) => dry_run(&settings, &store, a).await,
     };
     store.close().await;
     result.map(|()| ExitCode::SUCCESS)
@@ -189,7 +236,7 @@ async fn list(store: &Store, a: ListArgs) -> Result<(), CliError> {
         "detail",
     ]);
     for m in &members {
-        let next = (m.status == Status::Pending).then(|| rfc3339(m.due_at));
+        let next = (m.status == Status::Pending).then(|| rfc3339(m.next_warning_at));
         t.add_row(vec![
             m.group_id.to_string().into(),
             m.user_id.to_string().into(),
@@ -249,42 +296,176 @@ async fn stats(store: &Store, json: bool) -> Result<(), CliError> {
 }
 
 async fn groups(store: &Store, json: bool) -> Result<(), CliError> {
-    let groups = store.group_stats().await.map_err(failed)?;
+    let stats = store.group_stats().await.map_err(failed)?;
+    let rows = store.groups().await.map_err(failed)?;
+    let mut ids: Vec<i64> = stats.iter().map(|g| g.group_id).collect();
+    ids.extend(rows.iter().map(|g| g.group_id));
+    ids.sort_unstable();
+    ids.dedup();
+    // A group without a row is enabled and active.
+    let switch = |id: i64| {
+        rows.iter()
+            .find(|g| g.group_id == id)
+            .map(|g| (g.enabled, g.state.as_str(), g.detail.as_str()))
+            .unwrap_or((true, "active", ""))
+    };
+    let stat = |id: i64| stats.iter().find(|g| g.group_id == id);
     if json {
-        let view: Vec<serde_json::Value> = groups
+        let view: Vec<serde_json::Value> = ids
             .iter()
-            .map(|g| {
+            .map(|id| {
+                let (enabled, state, detail) = switch(*id);
+                let members: std::collections::BTreeMap<&str, i64> = match stat(*id) {
+                    Some(g) => g.members.clone(),
+                    None => Status::ALL.iter().map(|s| (s.as_str(), 0)).collect(),
+                };
                 serde_json::json!({
-                    "group_id": g.group_id,
-                    "members": g.members,
-                    "next_due_at": g.next_due_at.map(rfc3339),
+                    "group_id": id,
+                    "enabled": enabled,
+                    "state": state,
+                    "detail": detail,
+                    "members": members,
+                    "next_warning_at": stat(*id).and_then(|g| g.next_warning_at).map(rfc3339),
                 })
             })
             .collect();
         return print_json(&view);
     }
-    if groups.is_empty() {
+    if ids.is_empty() {
         println!("no groups yet");
         return Ok(());
     }
-    let mut header = vec!["group"];
+    let mut header = vec!["group", "enabled", "state"];
     header.extend(Status::ALL.iter().map(|s| s.as_str()));
     header.push("next step");
     let mut t = table(&header);
-    for g in &groups {
-        let mut row: Vec<Cell> = vec![g.group_id.to_string().into()];
+    for id in &ids {
+        let (enabled, state, _) = switch(*id);
+        let mut row: Vec<Cell> = vec![
+            id.to_string().into(),
+            if enabled { "yes" } else { "no" }.into(),
+            state.into(),
+        ];
         row.extend(Status::ALL.iter().map(|s| {
-            g.members
-                .get(s.as_str())
-                .copied()
+            stat(*id)
+                .and_then(|g| g.members.get(s.as_str()).copied())
                 .unwrap_or(0)
                 .to_string()
                 .into()
         }));
-        row.push(or_dash(g.next_due_at.map(rfc3339).as_deref()).into());
+        row.push(
+            or_dash(
+                stat(*id)
+                    .and_then(|g| g.next_warning_at)
+                    .map(rfc3339)
+                    .as_deref(),
+            )
+            .into(),
+        );
         t.add_row(row);
     }
     println!("{t}");
+    for id in &ids {
+        let (_, state, detail) = switch(*id);
+        if state == "blocked" {
+            println!("group {id} is blocked: {detail}");
+            println!(
+                "  once the bot may mute and kick there: celeriac verification groups enable {id}"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn switch(store: &Store, action: GroupsAction) -> Result<(), CliError> {
+    let (group, enabled) = match action {
+        GroupsAction::Enable { group } => (group, true),
+        GroupsAction::Disable { group } => (group, false),
+    };
+    if group <= 0 {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "group numbers are positive, got {group}"
+        )));
+    }
+    let row = store
+        .set_group_enabled(group, enabled, celeriac_db::now_ms())
+        .await
+        .map_err(failed)?;
+    println!(
+        "group {}: {} ({})",
+        row.group_id,
+        if row.enabled { "enabled" } else { "disabled" },
+        row.state.as_str()
+    );
+    Ok(())
+}
+
+async fn dry_run(settings: &Settings, store: &Store, a: ScanArgs) -> Result<(), CliError> {
+    let config = &settings.domains.verification;
+    let now = celeriac_db::now_ms();
+    let groups = match a.group {
+        Some(g) => vec![g],
+        None => store.due_groups(now).await.map_err(failed)?,
+    };
+    let mut plans = Vec::new();
+    for group in groups {
+        plans.push(plan(config, store, group, now).await.map_err(failed)?);
+    }
+    let view: Vec<serde_json::Value> = plans
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "group": p.group,
+                "stopped": p.stopped,
+                "quiet": p.quiet,
+                "actions": p.actions.iter().map(|x| serde_json::json!({
+                    "action": x.action.as_str(),
+                    "purpose": x.purpose.as_str(),
+                    "user_id": x.user_id,
+                    "params": x.params,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    if a.json {
+        return print_json(&view);
+    }
+    println!("dry run: nothing is decided or sent");
+    if plans.is_empty() {
+        println!("no group has a reminder or kick due now");
+    }
+    for p in &plans {
+        if p.stopped {
+            println!(
+                "group {}: disabled or blocked, nothing would be sent",
+                p.group
+            );
+            continue;
+        }
+        if p.quiet {
+            println!("group {}: quiet hours, nothing would be sent now", p.group);
+            continue;
+        }
+        if p.actions.is_empty() {
+            println!("group {}: nothing due", p.group);
+            continue;
+        }
+        let mut t = table(&["group", "action", "purpose", "user", "what"]);
+        for x in &p.actions {
+            let what = match x.params.get("message") {
+                Some(m) => celeriac_onebot::message::plain_text(m),
+                None => x.params.to_string(),
+            };
+            t.add_row(vec![
+                p.group.to_string().into(),
+                x.action.as_str().into(),
+                x.purpose.as_str().into(),
+                or_dash(x.user_id.map(|u| u.to_string()).as_deref()).into(),
+                free(&what),
+            ]);
+        }
+        println!("{t}");
+    }
     Ok(())
 }
 
@@ -327,7 +508,7 @@ async fn member(store: &Store, a: MemberArgs) -> Result<(), CliError> {
         m.wrong_answers
     );
     if m.status == Status::Pending {
-        println!("next step {}", rfc3339(m.due_at));
+        println!("next step {}", rfc3339(m.next_warning_at));
     }
     if actions.is_empty() {
         return Ok(());

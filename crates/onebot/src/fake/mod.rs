@@ -237,6 +237,11 @@ impl FakeOneBot {
         self.shared.lock().add_member(group_id, user_id, role);
     }
 
+    /// Remove a member, as if they left without the bot hearing of it.
+    pub fn remove_member(&self, group_id: i64, user_id: i64) {
+        self.shared.lock().remove_member(group_id, user_id);
+    }
+
     /// Whether `user_id` is in `group_id`.
     pub fn is_member(&self, group_id: i64, user_id: i64) -> bool {
         self.member(group_id, user_id).is_some()

@@ -128,6 +128,12 @@ impl State {
         group.members.insert(user_id, member(role));
     }
 
+    pub(crate) fn remove_member(&mut self, group_id: i64, user_id: i64) {
+        if let Some(group) = self.groups.get_mut(&group_id) {
+            group.members.remove(&user_id);
+        }
+    }
+
     pub(crate) fn member(&self, group_id: i64, user_id: i64) -> Option<&FakeMember> {
         self.groups.get(&group_id)?.members.get(&user_id)
     }

@@ -59,6 +59,8 @@ pub struct ActionRow {
     pub error: Option<String>,
     /// What OneBot answered (a message id).
     pub result: Option<String>,
+    /// The reply's retcode: 0 for `ok`, the failure's when OneBot reported one.
+    pub retcode: Option<i64>,
     /// When it was decided (ms).
     pub created_at: i64,
     /// When it ended (ms).
@@ -76,7 +78,7 @@ pub struct ActionCounts {
 }
 
 const COLUMNS: &str = "id, bot_id, group_id, user_id, round, purpose, action, params, state, \
-    attempts, error, result, created_at, finished_at, claimed_until";
+    attempts, error, result, retcode, created_at, finished_at, claimed_until";
 
 fn corrupt(e: impl std::fmt::Display) -> Error {
     Error::Corrupt(e.to_string())
@@ -99,6 +101,7 @@ fn action_from_row(row: &AnyRow) -> Result<ActionRow> {
         attempts: row.try_get("attempts")?,
         error: row.try_get("error")?,
         result: row.try_get("result")?,
+        retcode: row.try_get("retcode")?,
         created_at: row.try_get("created_at")?,
         finished_at: row.try_get("finished_at")?,
         claimed_until: row.try_get("claimed_until")?,
@@ -170,7 +173,12 @@ impl Store {
     }
 
     /// End a running action as `state` (done, skipped or failed) with what OneBot answered or
-    /// the error. Only the drain that claimed it (`until`, its lease) ends it.
+    /// the error, and the reply's retcode. Only the drain that claimed it (`until`, its lease)
+    /// ends it.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one column each; a struct would only rename them"
+    )]
     pub async fn finish_action(
         &self,
         id: i64,
@@ -178,11 +186,12 @@ impl Store {
         state: ActionState,
         result: Option<String>,
         error: Option<String>,
+        retcode: Option<i64>,
         now: i64,
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE verification_actions SET state = $1, result = $2, error = $3, \
-             finished_at = $4, claimed_until = NULL \
+             finished_at = $4, claimed_until = NULL, retcode = $7 \
              WHERE id = $5 AND state = 'running' AND claimed_until = $6",
         )
         .bind(state.as_str())
@@ -191,6 +200,7 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(until)
+        .bind(retcode)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -203,6 +213,7 @@ impl Store {
         id: i64,
         until: i64,
         error: &str,
+        retcode: Option<i64>,
         max_attempts: i64,
         now: i64,
     ) -> Result<ActionState> {
@@ -210,7 +221,7 @@ impl Store {
             "UPDATE verification_actions SET \
              state = CASE WHEN attempts >= $1 THEN 'failed' ELSE 'pending' END, \
              finished_at = CASE WHEN attempts >= $1 THEN $2 ELSE NULL END, \
-             error = $3, claimed_until = NULL \
+             error = $3, claimed_until = NULL, retcode = $6 \
              WHERE id = $4 AND state = 'running' AND claimed_until = $5",
         )
         .bind(max_attempts)
@@ -218,6 +229,7 @@ impl Store {
         .bind(error.to_string())
         .bind(id)
         .bind(until)
+        .bind(retcode)
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
@@ -229,6 +241,36 @@ impl Store {
                 .fetch_one(self.pool())
                 .await?;
         state.parse().map_err(corrupt)
+    }
+
+    /// Hand back a running action untried (risk control paused the account, or the group
+    /// was blocked): back to `pending` with the try it was claimed with taken back, so a
+    /// pause never uses up `action_attempts`.
+    pub async fn unclaim_action(&self, id: i64, until: i64, error: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE verification_actions SET state = 'pending', claimed_until = NULL, \
+             attempts = attempts - 1, error = $1 \
+             WHERE id = $2 AND state = 'running' AND claimed_until = $3",
+        )
+        .bind(error.to_string())
+        .bind(id)
+        .bind(until)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Delete the finished actions (done, skipped, failed) that ended before `before`: the
+    /// retention that bounds the log. The number deleted.
+    pub async fn prune_actions(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM verification_actions WHERE finished_at < $1 \
+             AND state IN ('done', 'skipped', 'failed')",
+        )
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// A member's actions, oldest first (every round).

@@ -29,15 +29,15 @@ pub struct Member {
     /// Reminders still to send before the kick.
     pub warnings_left: i64,
     /// When the last reminder was decided (ms).
-    pub last_warned_at: Option<i64>,
+    pub last_warning_at: Option<i64>,
     /// When a scan next acts on them (ms; meaningful while pending).
-    pub due_at: i64,
+    pub next_warning_at: i64,
     /// Wrong answers this round.
     pub wrong_answers: i64,
     /// The welcome message, once sent (recalled when verification ends).
-    pub welcome_message_id: Option<i64>,
+    pub prompt_message_id: Option<i64>,
     /// When verification ended (ms).
-    pub closed_at: Option<i64>,
+    pub ended_at: Option<i64>,
     /// Why it ended, in words.
     pub detail: String,
     /// Last change (ms).
@@ -60,7 +60,7 @@ pub struct Join {
     /// Reminders before the kick.
     pub warnings: i64,
     /// When the first scan step is due (ms).
-    pub due_at: i64,
+    pub next_warning_at: i64,
 }
 
 /// What a scan decided for a due member.
@@ -68,7 +68,7 @@ pub struct Join {
 pub enum WarnOrKick {
     /// Reminded: `warnings_left` went down by one.
     Warned(Member),
-    /// Reminders ran out: now `kicked`.
+    /// Reminders ran out: now `kicking` (the kick is decided, not yet answered).
     Kicked(Member),
 }
 
@@ -93,11 +93,11 @@ pub struct GroupStats {
     /// Members by status (every status present, 0 when none).
     pub members: BTreeMap<&'static str, i64>,
     /// The earliest due step of a pending member (ms).
-    pub next_due_at: Option<i64>,
+    pub next_warning_at: Option<i64>,
 }
 
 const COLUMNS: &str = "group_id, user_id, bot_id, round, status, code, joined_at, warnings_left, \
-    last_warned_at, due_at, wrong_answers, welcome_message_id, closed_at, detail, updated_at";
+    last_warning_at, next_warning_at, wrong_answers, prompt_message_id, ended_at, detail, updated_at";
 
 fn member_from_row(row: &AnyRow) -> Result<Member> {
     let status: String = row.try_get("status")?;
@@ -112,11 +112,11 @@ fn member_from_row(row: &AnyRow) -> Result<Member> {
         code: row.try_get("code")?,
         joined_at: row.try_get("joined_at")?,
         warnings_left: row.try_get("warnings_left")?,
-        last_warned_at: row.try_get("last_warned_at")?,
-        due_at: row.try_get("due_at")?,
+        last_warning_at: row.try_get("last_warning_at")?,
+        next_warning_at: row.try_get("next_warning_at")?,
         wrong_answers: row.try_get("wrong_answers")?,
-        welcome_message_id: row.try_get("welcome_message_id")?,
-        closed_at: row.try_get("closed_at")?,
+        prompt_message_id: row.try_get("prompt_message_id")?,
+        ended_at: row.try_get("ended_at")?,
         detail: row.try_get("detail")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -182,11 +182,15 @@ impl Store {
         rows.iter().map(member_from_row).collect()
     }
 
-    /// Groups with a pending member whose next step is due at `now`.
+    /// Groups with a pending member whose next step is due at `now`, less the groups that do
+    /// not run (disabled or blocked).
     pub async fn due_groups(&self, now: i64) -> Result<Vec<i64>> {
         let rows: Vec<(i64,)> = sqlx::query_as(
-            "SELECT DISTINCT group_id FROM verification_members \
-             WHERE status = 'pending' AND due_at <= $1 ORDER BY group_id",
+            "SELECT DISTINCT m.group_id FROM verification_members m \
+             LEFT JOIN verification_groups g ON g.group_id = m.group_id \
+             WHERE m.status = 'pending' AND m.next_warning_at <= $1 \
+             AND (g.group_id IS NULL OR (g.enabled = 1 AND g.state = 'active')) \
+             ORDER BY m.group_id",
         )
         .bind(now)
         .fetch_all(self.pool())
@@ -197,7 +201,7 @@ impl Store {
     /// Members by status per group, with each group's next due step.
     pub async fn group_stats(&self) -> Result<Vec<GroupStats>> {
         let rows: Vec<(i64, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT group_id, status, COUNT(*), MIN(CASE WHEN status = 'pending' THEN due_at END) \
+            "SELECT group_id, status, COUNT(*), MIN(CASE WHEN status = 'pending' THEN next_warning_at END) \
              FROM verification_members GROUP BY group_id, status ORDER BY group_id",
         )
         .fetch_all(self.pool())
@@ -211,13 +215,13 @@ impl Store {
                 groups.push(GroupStats {
                     group_id: group,
                     members: Status::ALL.iter().map(|s| (s.as_str(), 0)).collect(),
-                    next_due_at: None,
+                    next_warning_at: None,
                 });
             }
             let g = groups.last_mut().expect("pushed above");
             g.members.insert(status.as_str(), count);
             if due.is_some() {
-                g.next_due_at = due;
+                g.next_warning_at = due;
             }
         }
         Ok(groups)
@@ -227,7 +231,7 @@ impl Store {
     pub async fn insert_join(&self, tx: &mut Tx, join: &Join, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO verification_members (group_id, user_id, bot_id, round, status, code, \
-             joined_at, warnings_left, due_at, updated_at) \
+             joined_at, warnings_left, next_warning_at, updated_at) \
              VALUES ($1, $2, $3, 1, 'pending', $4, $5, $6, $7, $8) \
              ON CONFLICT (group_id, user_id) DO NOTHING",
         )
@@ -237,7 +241,7 @@ impl Store {
         .bind(join.code.clone())
         .bind(join.joined_at)
         .bind(join.warnings)
-        .bind(join.due_at)
+        .bind(join.next_warning_at)
         .bind(now)
         .execute(&mut **tx)
         .await?;
@@ -249,15 +253,15 @@ impl Store {
     pub async fn rejoin(&self, tx: &mut Tx, round: i64, join: &Join, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE verification_members SET bot_id = $1, round = round + 1, status = 'pending', \
-             code = $2, joined_at = $3, warnings_left = $4, last_warned_at = NULL, due_at = $5, \
-             wrong_answers = 0, welcome_message_id = NULL, closed_at = NULL, detail = '', \
+             code = $2, joined_at = $3, warnings_left = $4, last_warning_at = NULL, next_warning_at = $5, \
+             wrong_answers = 0, prompt_message_id = NULL, ended_at = NULL, detail = '', \
              updated_at = $6 WHERE group_id = $7 AND user_id = $8 AND round = $9",
         )
         .bind(join.bot_id)
         .bind(join.code.clone())
         .bind(join.joined_at)
         .bind(join.warnings)
-        .bind(join.due_at)
+        .bind(join.next_warning_at)
         .bind(now)
         .bind(join.group_id)
         .bind(join.user_id)
@@ -284,7 +288,8 @@ impl Store {
         }
         let done = sqlx::query(
             "UPDATE verification_members SET status = $1, detail = $2, \
-             closed_at = COALESCE(closed_at, $3), updated_at = $3 \
+             ended_at = CASE WHEN $8 = 1 THEN COALESCE(ended_at, $3) ELSE NULL END, \
+             updated_at = $3 \
              WHERE group_id = $4 AND user_id = $5 AND round = $6 AND status = $7",
         )
         .bind(to.as_str())
@@ -294,6 +299,34 @@ impl Store {
         .bind(member.user_id)
         .bind(member.round)
         .bind(from.as_str())
+        .bind(i64::from(to.is_closed()))
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A kick that failed for good (neither gone nor not manageable): the member `(group,
+    /// user, round)` goes from `kicking` back to `pending`, the kick due again at `next`;
+    /// false if the row moved meanwhile.
+    pub async fn kick_failed(
+        &self,
+        tx: &mut Tx,
+        (group, user, round): (i64, i64, i64),
+        next: i64,
+        detail: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE verification_members SET status = 'pending', next_warning_at = $1, \
+             detail = $2, updated_at = $3 \
+             WHERE group_id = $4 AND user_id = $5 AND round = $6 AND status = 'kicking'",
+        )
+        .bind(next)
+        .bind(detail.to_string())
+        .bind(now)
+        .bind(group)
+        .bind(user)
+        .bind(round)
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -303,7 +336,7 @@ impl Store {
     pub async fn due_members(&self, tx: &mut Tx, group: i64, now: i64) -> Result<Vec<Member>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM verification_members \
-             WHERE group_id = $1 AND status = 'pending' AND due_at <= $2 ORDER BY due_at, user_id"
+             WHERE group_id = $1 AND status = 'pending' AND next_warning_at <= $2 ORDER BY next_warning_at, user_id"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(group)
@@ -322,44 +355,45 @@ impl Store {
         next_in_ms: i64,
         now: i64,
     ) -> Result<Option<WarnOrKick>> {
-        let guard = "WHERE group_id = $1 AND user_id = $2 AND round = $3 AND status = 'pending' AND due_at = $4";
+        let guard = "WHERE group_id = $1 AND user_id = $2 AND round = $3 AND status = 'pending' AND next_warning_at = $4";
         if member.warnings_left > 0 {
             let sql = format!(
                 "UPDATE verification_members SET warnings_left = warnings_left - 1, \
-                 last_warned_at = $5, due_at = $6, updated_at = $5 {guard}"
+                 last_warning_at = $5, next_warning_at = $6, updated_at = $5 {guard}"
             );
             let done = sqlx::query(AssertSqlSafe(sql))
                 .bind(member.group_id)
                 .bind(member.user_id)
                 .bind(member.round)
-                .bind(member.due_at)
+                .bind(member.next_warning_at)
                 .bind(now)
                 .bind(now + next_in_ms)
                 .execute(&mut **tx)
                 .await?;
             let mut after = member.clone();
             after.warnings_left -= 1;
-            after.last_warned_at = Some(now);
-            after.due_at = now + next_in_ms;
+            after.last_warning_at = Some(now);
+            after.next_warning_at = now + next_in_ms;
             return Ok((done.rows_affected() == 1).then_some(WarnOrKick::Warned(after)));
         }
+        // `kicking`, not `kicked`: the kick is decided (and in the outbox) but only OneBot's
+        // `ok` makes it `kicked`.
         let sql = format!(
-            "UPDATE verification_members SET status = 'kicked', closed_at = $5, updated_at = $5, \
+            "UPDATE verification_members SET status = 'kicking', updated_at = $5, \
              detail = $6 {guard}"
         );
-        let detail = "no answer after every reminder";
+        let detail = "no answer after every reminder: kick decided";
         let done = sqlx::query(AssertSqlSafe(sql))
             .bind(member.group_id)
             .bind(member.user_id)
             .bind(member.round)
-            .bind(member.due_at)
+            .bind(member.next_warning_at)
             .bind(now)
             .bind(detail)
             .execute(&mut **tx)
             .await?;
         let mut after = member.clone();
-        after.status = Status::Kicked;
-        after.closed_at = Some(now);
+        after.status = Status::Kicking;
         after.detail = detail.into();
         Ok((done.rows_affected() == 1).then_some(WarnOrKick::Kicked(after)))
     }
@@ -400,7 +434,7 @@ impl Store {
     }
 
     /// Remember the welcome message of round `round` (to recall it later).
-    pub async fn set_welcome_message(
+    pub async fn set_prompt_message(
         &self,
         group: i64,
         user: i64,
@@ -408,7 +442,7 @@ impl Store {
         message_id: i64,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE verification_members SET welcome_message_id = $1 \
+            "UPDATE verification_members SET prompt_message_id = $1 \
              WHERE group_id = $2 AND user_id = $3 AND round = $4",
         )
         .bind(message_id)

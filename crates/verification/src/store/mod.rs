@@ -3,15 +3,19 @@
 //! - [`members`](Member): one row per (group, member) under verification — the status, the
 //!   code, the reminders left and when the next step is due.
 //! - [`actions`](ActionRow): the outbox of OneBot actions that transitions decide, written in
-//!   the same transaction as the transition and performed afterwards by `outbox::drain`.
+//!   the same transaction as the transition and performed afterwards by `outbox::drain`;
+//!   the log of what was sent, the reply and its retcode, bounded by `action_retention`.
+//! - [`groups`](GroupRow): the per-group switch and state (`blocked`).
 //!
 //! Every status change is a guarded `UPDATE … WHERE status = <expected> AND round = <read>`:
 //! it happens once or not at all, whatever else runs at the same time.
 
 mod actions;
+mod groups;
 mod members;
 
 pub use actions::{ActionCounts, ActionRow, NewAction};
+pub use groups::GroupRow;
 pub use members::{GroupStats, Join, Member, MemberFilter, WarnOrKick};
 
 use celeriac_db::{sqlx, Backend, Db};

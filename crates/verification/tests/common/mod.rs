@@ -227,6 +227,12 @@ pub fn private_event(user: i64, text: &str) -> Value {
         "raw_message": text, "sender": {"nickname": "n"}})
 }
 
+pub fn group_event(group: i64, user: i64, text: &str) -> Value {
+    json!({"post_type": "message", "message_type": "group", "sub_type": "normal",
+        "time": 1, "self_id": BOT, "message_id": 78, "group_id": group, "user_id": user,
+        "message": text, "raw_message": text, "sender": {"nickname": "n"}})
+}
+
 pub fn decrease_event(group: i64, user: i64, sub_type: &str, operator: i64) -> Value {
     json!({"post_type": "notice", "notice_type": "group_decrease", "sub_type": sub_type,
         "time": 1, "self_id": BOT, "group_id": group, "user_id": user, "operator_id": operator})
