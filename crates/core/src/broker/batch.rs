@@ -70,6 +70,14 @@ impl Broker {
             });
         }
         let k = &self.keys;
+        // Known to the inspector (and `celeriac queues`) like a queue any enqueue reaches.
+        if !jobs.is_empty() {
+            redis::cmd("SADD")
+                .arg(k.queues())
+                .arg(queue)
+                .query_async::<()>(&mut self.con.clone())
+                .await?;
+        }
         let mut total = BatchAdded::default();
         for chunk in jobs.chunks(ENQUEUE_CHUNK) {
             let mut inv = scripts::BATCH_ADD.prepare_invoke();
