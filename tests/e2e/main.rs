@@ -22,6 +22,7 @@ mod cron;
 mod deploy;
 mod deploy_image;
 mod domains;
+mod fanout;
 mod interop;
 mod ledger;
 mod lifecycle;
