@@ -12,6 +12,7 @@ mod bad_input;
 mod batch;
 mod bulk_enqueue;
 mod chaos;
+mod chaos_fanout;
 mod chaos_redis;
 mod cli;
 mod cli_ids;
