@@ -314,3 +314,26 @@ async fn a_subscriber_unsubscribed_mid_broadcast_is_skipped_and_completion_fails
     assert_eq!(skipped.state, DeliveryState::Skipped);
     assert!(skipped.last_error.unwrap().contains("unsubscribed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_subscribe_at_once_and_existing_ones_are_left_alone() {
+    let w = World::new("postgres").await;
+    let store = w.store().await;
+    let r = |i: usize| Recipient {
+        channel: Channel::OnebotUser,
+        target: (1000 + i).to_string(),
+        secret: None,
+    };
+    store.subscribe("big", &r(0)).await.unwrap();
+    let all: Vec<Recipient> = (0..450).map(r).collect();
+    assert_eq!(store.subscribe_many("big", &all).await.unwrap(), 449);
+    assert_eq!(store.subscribe_many("big", &all).await.unwrap(), 0);
+    let topics = store.topics().await.unwrap();
+    assert_eq!((topics[0].active, topics[0].subscribers), (450, 450));
+    let bad = vec![Recipient {
+        channel: Channel::Webhook,
+        target: "nope".into(),
+        secret: None,
+    }];
+    assert!(store.subscribe_many("big", &bad).await.is_err());
+}

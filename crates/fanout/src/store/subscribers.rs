@@ -126,6 +126,51 @@ impl Store {
             .ok_or_else(|| Error::Corrupt("a subscriber just written is not there".into()))
     }
 
+    /// Subscribe many recipients to `topic` at once (an import), in one transaction, rows
+    /// of 200 per statement; those already subscribed are left as they are. How many were
+    /// added.
+    pub async fn subscribe_many(&self, topic: &str, recipients: &[Recipient]) -> Result<u64> {
+        validate_topic(topic)?;
+        for r in recipients {
+            r.validate().map_err(Error::Invalid)?;
+        }
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT INTO fanout_topics (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(topic)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let mut added = 0;
+        for chunk in recipients.chunks(200) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "($1, ${}, ${}, ${}, 'active', $2, $2)",
+                        3 * i + 3,
+                        3 * i + 4,
+                        3 * i + 5
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO fanout_subscribers (topic, channel, target, secret, status, created_at, updated_at) \
+                 VALUES {} ON CONFLICT (topic, channel, target) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(topic).bind(now);
+            for r in chunk {
+                q = q
+                    .bind(r.channel.as_str())
+                    .bind(r.target.clone())
+                    .bind(r.secret.clone());
+            }
+            added += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
     /// Unsubscribe; false when it was not subscribed (or already unsubscribed).
     pub async fn unsubscribe(&self, topic: &str, channel: Channel, target: &str) -> Result<bool> {
         let done = sqlx::query(
