@@ -16,6 +16,7 @@ use crate::Context;
 use celeriac_worker::{Job, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The payload of `fanout.deliver`.
@@ -70,8 +71,11 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
             json!({"state": d.state, "already": true}),
         )));
     }
+    let mut failures = 0;
     if let Some(sid) = d.subscriber_id {
-        let status = store.subscriber(sid).await?.map(|s| s.status);
+        let sub = store.subscriber(sid).await?;
+        failures = sub.as_ref().map_or(0, |s| s.consecutive_failures);
+        let status = sub.map(|s| s.status);
         if status != Some(SubscriberStatus::Active) {
             let why = match status {
                 Some(s) => format!("subscriber {sid} is {s}"),
@@ -83,10 +87,7 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
             return Ok(Outcome::Done(Some(json!({"state": "skipped", "why": why}))));
         }
     }
-    let broadcast = store
-        .broadcast(&p.broadcast)
-        .await?
-        .ok_or_else(|| Error::NoBroadcast(p.broadcast.clone()))?;
+    let broadcast = c.broadcast(&store, &p.broadcast).await?;
     let sent = match d.channel {
         Channel::Webhook => {
             let host = host_of(&d.target);
@@ -134,15 +135,17 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
             }
         }
     };
-    record(c, &store, p, &d, job, sent).await
+    record(c, &store, p, &d, failures, job, sent).await
 }
 
 /// Record the attempt and decide what the job does next.
+/// `failures`: the subscriber's consecutive failures before this attempt.
 async fn record(
     c: &Context,
     store: &Store,
     p: &Deliver,
     d: &Delivery,
+    failures: i64,
     job: &Job,
     sent: Sent,
 ) -> Result<Outcome> {
@@ -157,8 +160,9 @@ async fn record(
             store
                 .record_attempt(&p.broadcast, &p.recipient, DeliveryState::Delivered, &rec)
                 .await?;
-            if let Some(sid) = d.subscriber_id {
-                store.subscriber_succeeded(sid).await?;
+            match d.subscriber_id {
+                Some(sid) if failures > 0 => store.subscriber_succeeded(sid).await?,
+                _ => {}
             }
             Ok(Outcome::Done(Some(
                 json!({"state": "delivered", "status": status}),
@@ -237,11 +241,43 @@ fn host_of(url: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Broadcasts met by this worker (their message never changes), at most [`CACHED`].
+#[derive(Debug, Default)]
+pub struct Broadcasts(std::sync::Mutex<std::collections::HashMap<String, Arc<Broadcast>>>);
+
+/// Broadcasts kept in [`Broadcasts`].
+const CACHED: usize = 1024;
+
 /// Hosts that asked to slow down, until when (per worker process).
 #[derive(Debug, Default)]
 pub struct Throttled(std::sync::Mutex<std::collections::HashMap<String, Instant>>);
 
 impl Context {
+    /// Broadcast `id`, read once per worker.
+    async fn broadcast(&self, store: &Store, id: &str) -> Result<Arc<Broadcast>> {
+        if let Some(b) = self
+            .broadcasts
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(
+            store
+                .broadcast(id)
+                .await?
+                .ok_or_else(|| Error::NoBroadcast(id.to_string()))?,
+        );
+        let mut m = self.broadcasts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= CACHED {
+            m.clear();
+        }
+        m.insert(id.to_string(), b.clone());
+        Ok(b)
+    }
+
     /// How long deliveries to `host` still wait, if it throttled us.
     pub fn throttled_for(&self, host: &str) -> Option<Duration> {
         let mut m = self.throttled.0.lock().unwrap_or_else(|e| e.into_inner());

@@ -78,6 +78,7 @@ pub struct Context {
     /// Webhook requests in flight per host.
     pub host_pacer: HostPacer,
     throttled: deliver::Throttled,
+    broadcasts: deliver::Broadcasts,
     http: Mutex<Option<(reqwest::Client, Arc<Guard>)>>,
     bot: tokio::sync::OnceCell<Bot>,
 }
@@ -107,6 +108,7 @@ impl Context {
             config,
             onebot,
             throttled: deliver::Throttled::default(),
+            broadcasts: deliver::Broadcasts::default(),
             http: Mutex::new(None),
             bot: tokio::sync::OnceCell::new(),
         }
