@@ -10,6 +10,7 @@
 use crate::channel::{self, Sent};
 use crate::error::{Error, Result};
 use crate::model::{Channel, DeliveryState, SubscriberStatus};
+use crate::recorder::Attempt;
 use crate::sign::Secret;
 use crate::store::{AttemptRecord, Broadcast, Delivery, Store};
 use crate::Context;
@@ -157,8 +158,14 @@ async fn record(
                 error: None,
                 response,
             };
-            store
-                .record_attempt(&p.broadcast, &p.recipient, DeliveryState::Delivered, &rec)
+            c.recorder()
+                .await?
+                .record(Attempt {
+                    broadcast: p.broadcast.clone(),
+                    key: p.recipient.clone(),
+                    state: DeliveryState::Delivered,
+                    record: rec,
+                })
                 .await?;
             match d.subscriber_id {
                 Some(sid) if failures > 0 => store.subscriber_succeeded(sid).await?,
@@ -185,8 +192,14 @@ async fn record(
                 error: Some(error.clone()),
                 response,
             };
-            store
-                .record_attempt(&p.broadcast, &p.recipient, state, &rec)
+            c.recorder()
+                .await?
+                .record(Attempt {
+                    broadcast: p.broadcast.clone(),
+                    key: p.recipient.clone(),
+                    state,
+                    record: rec,
+                })
                 .await?;
             if let Some(sid) = d.subscriber_id {
                 store.subscriber_failed(sid, &error).await?;
@@ -209,8 +222,14 @@ async fn record(
                 error: Some(error.clone()),
                 response,
             };
-            store
-                .record_attempt(&p.broadcast, &p.recipient, DeliveryState::Failed, &rec)
+            c.recorder()
+                .await?
+                .record(Attempt {
+                    broadcast: p.broadcast.clone(),
+                    key: p.recipient.clone(),
+                    state: DeliveryState::Failed,
+                    record: rec,
+                })
                 .await?;
             if let Some(sid) = d.subscriber_id {
                 store.disable(sid, &error).await?;
@@ -223,8 +242,14 @@ async fn record(
                 error: Some(error.clone()),
                 response: None,
             };
-            store
-                .record_attempt(&p.broadcast, &p.recipient, DeliveryState::Failed, &rec)
+            c.recorder()
+                .await?
+                .record(Attempt {
+                    broadcast: p.broadcast.clone(),
+                    key: p.recipient.clone(),
+                    state: DeliveryState::Failed,
+                    record: rec,
+                })
                 .await?;
             if let Some(sid) = d.subscriber_id {
                 store.subscriber_failed(sid, &error).await?;

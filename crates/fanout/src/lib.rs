@@ -11,6 +11,7 @@
 //! - [`deliver`]: `fanout.deliver`, one attempt to one recipient.
 //! - [`channel`]: the webhook (signed, SSRF-guarded) and OneBot channels.
 //! - [`sign`]: Standard Webhooks signatures and `whsec_` secrets.
+//! - [`recorder`]: group commit of delivery attempts.
 //! - [`store`]: the tables (topics, subscribers, broadcasts, deliveries).
 //! - [`error`]: the domain's errors and what each means for a job.
 //!
@@ -23,6 +24,7 @@ pub mod config;
 pub mod deliver;
 pub mod error;
 pub mod model;
+pub mod recorder;
 pub mod sign;
 pub mod store;
 
@@ -79,6 +81,7 @@ pub struct Context {
     pub host_pacer: HostPacer,
     throttled: deliver::Throttled,
     broadcasts: deliver::Broadcasts,
+    recorder: tokio::sync::OnceCell<recorder::Recorder>,
     http: Mutex<Option<(reqwest::Client, Arc<Guard>)>>,
     bot: tokio::sync::OnceCell<Bot>,
 }
@@ -109,6 +112,7 @@ impl Context {
             onebot,
             throttled: deliver::Throttled::default(),
             broadcasts: deliver::Broadcasts::default(),
+            recorder: tokio::sync::OnceCell::new(),
             http: Mutex::new(None),
             bot: tokio::sync::OnceCell::new(),
         }
@@ -117,6 +121,13 @@ impl Context {
     /// The tables.
     pub async fn store(&self) -> Result<Store> {
         Ok(Store::new(self.db.get().await?.clone()))
+    }
+
+    /// The group-commit recorder of delivery attempts, started on first use.
+    pub async fn recorder(&self) -> Result<&recorder::Recorder> {
+        self.recorder
+            .get_or_try_init(|| async { Ok(recorder::Recorder::start(self.store().await?)) })
+            .await
     }
 
     /// The webhook client and its guard, built on first use.

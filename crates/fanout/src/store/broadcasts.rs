@@ -264,6 +264,35 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// [`Store::record_attempt`] for each of `attempts`, in one transaction.
+    pub async fn record_attempts(
+        &self,
+        attempts: &[&crate::recorder::Attempt],
+    ) -> Result<Vec<bool>> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let mut changed = Vec::with_capacity(attempts.len());
+        for a in attempts {
+            let done = sqlx::query(
+                "UPDATE fanout_deliveries SET state = $1, attempts = attempts + 1, last_status = $2, \
+                 last_error = COALESCE($3, last_error), response = $4, updated_at = $5 \
+                 WHERE broadcast_id = $6 AND recipient = $7 AND state = 'pending'",
+            )
+            .bind(a.state.as_str())
+            .bind(a.record.status)
+            .bind(a.record.error.clone())
+            .bind(a.record.response.clone())
+            .bind(now)
+            .bind(a.broadcast.clone())
+            .bind(a.key.clone())
+            .execute(&mut *tx)
+            .await?;
+            changed.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     /// End a pending delivery as `state` without an attempt (skipped; or failed when its
     /// job died without recording its last attempt). False when it was not pending.
     pub async fn end_delivery(
