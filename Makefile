@@ -2,7 +2,7 @@
 CARGO ?= cargo
 CONFIG ?= config/default.toml
 
-.PHONY: run test lint fmt bench bench-links bench-verification chaos build dashboard-picture
+.PHONY: run test lint fmt bench bench-links bench-verification bench-fanout chaos build dashboard-picture
 
 ## run: start the service on its embedded defaults (starts a local Redis if none answers):
 ## the scheduler (celeriac cron) in the background and a worker in the foreground
@@ -49,11 +49,19 @@ bench:
 	./target/release/celeriac-bench --celeriac ./target/release/celeriac
 	@$(MAKE) --no-print-directory bench-links
 	@$(MAKE) --no-print-directory bench-verification
+	@$(MAKE) --no-print-directory bench-fanout
 
 ## bench-links: one links.check run over 10,000 local links, against lychee (cargo install lychee)
 bench-links:
 	$(CARGO) build --locked --release -p celeriac-cli -p celeriac-bench
 	./target/release/celeriac-bench-links --celeriac ./target/release/celeriac
+
+## bench-fanout: a broadcast to 100,000 webhook recipients on a local keep-alive sink: children
+## enqueued/s, deliveries/s, batch memory in Redis, completion after the last delivery
+bench-fanout:
+	@command -v redis-server >/dev/null || { echo "make bench-fanout needs redis-server (apt-get install redis-server)"; exit 1; }
+	$(CARGO) build --locked --release -p celeriac-cli -p celeriac-bench --bin celeriac --bin celeriac-bench-fanout
+	./target/release/celeriac-bench-fanout --celeriac ./target/release/celeriac
 
 ## bench-verification: joins, reminders, kicks and answers of the verification domain against
 ## the fake OneBot on 127.0.0.1, pacing off

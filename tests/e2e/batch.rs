@@ -128,3 +128,64 @@ async fn children_finished_before_the_seal_complete_it_and_cancels_count() {
     assert!(counts.completed_at_ms.is_some(), "the seal completed it");
     assert_eq!(env.wait_final("early:complete", T)["state"], "succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_of_a_parent_shows_its_batch() {
+    let env = Env::new("");
+    let p = producer(&env).await;
+    // The parent runs on its own queue; its children (and so the batch) on `default`.
+    let parent = env.enqueue("noop", "{}", &["--id", "parent-1", "--queue", "parents"]);
+    let batch = p.batch(parent.as_str(), "default");
+    let later = |i: usize| {
+        NewJob::new("noop", json!({}))
+            .id(format!("parent-1:{i}"))
+            .delay(Duration::from_secs(3600))
+    };
+    batch.add((0..3).map(later).collect()).await.unwrap();
+    env.ok(&["jobs", "cancel", "parent-1:0"]);
+
+    let shown = env.status("parent-1");
+    assert_eq!(shown["queue"], "parents", "{shown}");
+    let b = &shown["batch"];
+    assert_eq!(
+        (
+            b["queue"].as_str(),
+            b["total"].as_u64(),
+            b["pending"].as_u64(),
+            b["succeeded"].as_u64(),
+            b["dead"].as_u64(),
+            b["cancelled"].as_u64()
+        ),
+        (Some("default"), Some(3), Some(2), Some(0), Some(0), Some(1)),
+        "{shown}"
+    );
+    assert!(
+        b["created_at"].is_string() && b["completed_at"].is_null(),
+        "{shown}"
+    );
+    let human = env.ok(&["status", "parent-1"]);
+    assert!(
+        human.contains("batch:") && human.contains("completed at") && human.contains("pending"),
+        "{human}"
+    );
+
+    // The other two are cancelled and the batch sealed: it completes, and says when.
+    env.ok(&["jobs", "cancel", "parent-1:1", "parent-1:2"]);
+    batch.seal().await.unwrap();
+    let done = env.status("parent-1");
+    assert_eq!(done["batch"]["cancelled"], 3, "{done}");
+    assert!(done["batch"]["completed_at"].is_string(), "{done}");
+
+    // A job that created no batch shows none.
+    let plain = env.enqueue("noop", "{}", &["--queue", "parents"]);
+    assert!(env.status(&plain).get("batch").is_none());
+
+    // A batch outlives a parent deleted after its retention: it is still shown.
+    p.batch("gone-parent", "default")
+        .add(vec![later(9).id("gone-parent:0")])
+        .await
+        .unwrap();
+    let alone: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "gone-parent", "--json"])).unwrap();
+    assert_eq!(alone["batch"]["total"], 1, "{alone}");
+}

@@ -19,6 +19,8 @@ pub struct Configs {
     pub onebot: celeriac_onebot::OneBotConfig,
     /// `[verification]`.
     pub verification: celeriac_verification::VerificationConfig,
+    /// `[fanout]`.
+    pub fanout: celeriac_fanout::FanoutConfig,
 }
 
 impl Configs {
@@ -28,6 +30,7 @@ impl Configs {
             links: layers.section()?,
             onebot: layers.section()?,
             verification: layers.section()?,
+            fanout: layers.section()?,
         })
     }
 }
@@ -38,6 +41,7 @@ pub fn kinds() -> Vec<String> {
         .iter()
         .chain(celeriac_links::KINDS)
         .chain(celeriac_verification::KINDS)
+        .chain(celeriac_fanout::KINDS)
         .map(|k| k.to_string())
         .collect();
     kinds.sort();
@@ -49,6 +53,7 @@ pub fn migrations() -> Vec<Migrations> {
     vec![
         celeriac_links::MIGRATIONS,
         celeriac_verification::MIGRATIONS,
+        celeriac_fanout::MIGRATIONS,
     ]
 }
 
@@ -117,6 +122,16 @@ pub fn register(registry: &mut Registry, context: &Context, configs: &Configs) {
             context.broker.clone(),
             context.producer.clone(),
             configs.verification.clone(),
+            configs.onebot.clone(),
+        )),
+    );
+    celeriac_fanout::register(
+        registry,
+        Arc::new(celeriac_fanout::Context::new(
+            context.db.clone(),
+            context.broker.clone(),
+            context.producer.clone(),
+            configs.fanout.clone(),
             configs.onebot.clone(),
         )),
     );

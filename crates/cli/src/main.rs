@@ -33,7 +33,7 @@ Each command has --help with its own examples; docs/cli.md documents every JSON 
 const GLOBAL: &str = "Global options";
 
 /// Celeriac, background jobs on Redis: worker, cron, enqueue, status, jobs, queues, workers,
-/// links, verification, onebot, migrate, health.
+/// links, verification, onebot, fanout, migrate, health.
 #[derive(Debug, Parser)]
 #[command(
     name = "celeriac",
@@ -151,6 +151,17 @@ Examples:
   celeriac onebot receive --listen 127.0.0.1:5701"
     )]
     Onebot(cmd::onebot::Command),
+    /// Message fan-out: topics and subscribers (webhooks, QQ users and groups), broadcasts with
+    /// one independently retried delivery per recipient, and their results.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  celeriac fanout subscribe news --webhook https://hooks.example.com/celeriac
+  celeriac fanout send news --message \"release 1.2 is out\" --wait
+  celeriac fanout status \"$id\" --json
+  celeriac fanout retry-failed \"$id\""
+    )]
+    Fanout(cmd::fanout::Command),
 }
 
 fn main() -> ExitCode {
@@ -188,6 +199,7 @@ fn main() -> ExitCode {
             Command::Health(args) => cmd::health::run(args).await,
             Command::Verification(command) => cmd::verification::run(settings, command).await,
             Command::Onebot(command) => cmd::onebot::run(settings, command).await,
+            Command::Fanout(command) => cmd::fanout::run(settings, command).await,
         }
     });
     match result {

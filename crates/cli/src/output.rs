@@ -7,7 +7,7 @@
 
 mod table;
 
-pub use table::{escape, free, table, Cell};
+pub use table::{escape, free, table, Cell, Table};
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -193,7 +193,9 @@ async fn execute(
                 reason: DeadReason::Discarded,
             }
         }
-        Outcome::Retry(error) if fetched.attempt >= max_attempts => {
+        Outcome::Retry(error) | Outcome::RetryAfter(error, _)
+            if fetched.attempt >= max_attempts =>
+        {
             error!(%error, max_attempts, "failed its last attempt: dead");
             AckOp::Dead {
                 error,
@@ -203,6 +205,10 @@ async fn execute(
         Outcome::Retry(error) => {
             let delay = policy.backoff.delay(fetched.attempt);
             warn!(%error, retry_in_ms = delay.as_millis() as u64, "failed: will retry");
+            AckOp::Retry { error, delay }
+        }
+        Outcome::RetryAfter(error, delay) => {
+            warn!(%error, retry_in_ms = delay.as_millis() as u64, "failed: will retry when the handler asked");
             AckOp::Retry { error, delay }
         }
     })

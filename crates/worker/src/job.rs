@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 /// |--------------------|----------------------|----------------------------------------------------|
 /// | `Done(result)`     | yes                  | `succeeded`, result stored                         |
 /// | `Retry(error)`     | yes                  | `retrying` after backoff, or `dead` (`max_attempts`) when attempts are used up |
+/// | `RetryAfter(error, delay)` | yes          | `retrying` after `delay` (the handler's own schedule, or a server's `Retry-After`), or `dead` (`max_attempts`) when attempts are used up |
 /// | `Discard(reason)`  | yes                  | `dead` at once (`discarded`): retrying cannot help |
 /// | `Snooze(duration)` | no                   | `scheduled`, runs again after the duration         |
 ///
@@ -21,6 +22,9 @@ pub enum Outcome {
     Done(Option<Value>),
     /// A failure that may succeed later.
     Retry(String),
+    /// A failure that may succeed later, retried after the given delay instead of the
+    /// kind's backoff (a handler with its own retry schedule, or a server that said when).
+    RetryAfter(String, Duration),
     /// A failure retrying cannot fix.
     Discard(String),
     /// Not now: run again later without using an attempt.

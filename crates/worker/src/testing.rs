@@ -67,6 +67,18 @@ impl TestJob {
         self
     }
 
+    /// The attempts allowed.
+    pub fn max_attempts(mut self, max_attempts: u32) -> TestJob {
+        self.job.max_attempts = max_attempts;
+        self
+    }
+
+    /// The job's queue.
+    pub fn queue(mut self, queue: &str) -> TestJob {
+        self.job.queue = queue.into();
+        self
+    }
+
     /// The fencing token of the delivery.
     pub fn token(mut self, token: u64) -> TestJob {
         self.job.token = token;

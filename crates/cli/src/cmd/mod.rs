@@ -2,6 +2,7 @@
 
 pub mod cron;
 pub mod enqueue;
+pub mod fanout;
 pub mod health;
 pub mod jobs;
 pub mod links;

@@ -5,7 +5,7 @@ use crate::output::{
     CliResult,
 };
 use celeriac_core::config::Config;
-use celeriac_core::inspector::JobInfo;
+use celeriac_core::inspector::{BatchInfo, JobInfo};
 use celeriac_core::JobState;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 const WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// Show one job: kind, queue, state, attempts, times, last error, result and the history of its
-/// attempts. Exits 1 when there is no such job, 2 when the id names jobs in several queues and
+/// attempts; for a parent that created a batch of child jobs, the batch too: total, pending,
+/// succeeded, dead, cancelled and when it completed (a batch whose parent has been deleted
+/// is shown alone). Exits 1 when there is no such job, 2 when the id names jobs in several queues and
 /// --queue does not say which.
 ///
 /// With --wait, returns once the job is succeeded (exit 0), dead or cancelled (exit 1), or
@@ -79,7 +81,8 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         }
         if Instant::now() >= deadline {
             if let Some(j) = &job {
-                show(j, args.json)?;
+                let batch = inspector.batch(&j.id, Some(&j.queue)).await?;
+                show(j, batch.as_ref(), args.json)?;
             }
             return Err(CliError::failed(anyhow::anyhow!(
                 "job {} did not finish within {} (state: {})",
@@ -93,6 +96,10 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         tokio::time::sleep(WAIT_POLL).await;
     };
     let Some(job) = job else {
+        if let Some(batch) = inspector.batch(&args.id, args.queue.as_deref()).await? {
+            show_batch_alone(&args.id, &batch, args.json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let place = match &args.queue {
             Some(q) => format!("in queue {q}"),
             None => "in any queue".into(),
@@ -102,16 +109,26 @@ pub async fn run(config: Config, args: Args) -> CliResult {
             args.id
         )));
     };
-    show(&job, args.json)?;
+    let batch = inspector.batch(&job.id, Some(&job.queue)).await?;
+    show(&job, batch.as_ref(), args.json)?;
     if args.wait && job.state != JobState::Succeeded.as_str() {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(job: &JobInfo, json: bool) -> Result<(), CliError> {
+/// `--json`: the job's fields, and `batch` when it created one.
+#[derive(serde::Serialize)]
+struct WithBatch<'a> {
+    #[serde(flatten)]
+    job: &'a JobInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<&'a BatchInfo>,
+}
+
+fn show(job: &JobInfo, batch: Option<&BatchInfo>, json: bool) -> Result<(), CliError> {
     if json {
-        return print_json(job);
+        return print_json(&WithBatch { job, batch });
     }
     let mut t = table(&["field", "value"]);
     let attempts = format!("{}/{}", job.attempts, job.max_attempts);
@@ -155,5 +172,43 @@ fn show(job: &JobInfo, json: bool) -> Result<(), CliError> {
         }
         outln!("history:\n{h}");
     }
+    if let Some(b) = batch {
+        outln!("batch:\n{}", batch_table(b));
+    }
     Ok(())
+}
+
+/// A batch whose parent job is gone (deleted after its retention period).
+fn show_batch_alone(id: &str, batch: &BatchInfo, json: bool) -> Result<(), CliError> {
+    if json {
+        return print_json(&serde_json::json!({ "id": id, "batch": batch }));
+    }
+    outln!(
+        "no job {:?} any more (deleted after its retention period); its batch:\n{}",
+        id,
+        batch_table(batch)
+    );
+    Ok(())
+}
+
+fn batch_table(b: &BatchInfo) -> crate::output::Table {
+    let mut t = table(&["field", "value"]);
+    let n = |v: u64| Cell::from(v.to_string());
+    let rows: [(&str, Cell); 8] = [
+        ("queue", Cell::from(b.queue.as_str())),
+        ("total", n(b.total)),
+        ("pending", n(b.pending)),
+        ("succeeded", n(b.succeeded)),
+        ("dead", n(b.dead)),
+        ("cancelled", n(b.cancelled)),
+        ("created", Cell::from(or_dash(b.created_at.as_deref()))),
+        (
+            "completed at",
+            Cell::from(or_dash(b.completed_at.as_deref())),
+        ),
+    ];
+    for (name, value) in rows {
+        t.add_row(vec![Cell::from(name), value]);
+    }
+    t
 }

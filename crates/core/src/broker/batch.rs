@@ -35,6 +35,9 @@ pub struct BatchCounts {
     pub created_at_ms: u64,
     /// When it completed (every child counted, sealed), Unix ms.
     pub completed_at_ms: Option<u64>,
+    /// Sealed: no child can be added any more (a parent that runs again after sealing has
+    /// added them all).
+    pub sealed: bool,
 }
 
 impl BatchCounts {
@@ -49,6 +52,7 @@ impl BatchCounts {
             cancelled: at(3),
             created_at_ms: at(4),
             completed_at_ms: Some(at(5)).filter(|&t| t > 0),
+            sealed: at(6) > 0,
         }
     }
 }
@@ -70,6 +74,14 @@ impl Broker {
             });
         }
         let k = &self.keys;
+        // Known to the inspector (and `celeriac queues`) like a queue any enqueue reaches.
+        if !jobs.is_empty() {
+            redis::cmd("SADD")
+                .arg(k.queues())
+                .arg(queue)
+                .query_async::<()>(&mut self.con.clone())
+                .await?;
+        }
         let mut total = BatchAdded::default();
         for chunk in jobs.chunks(ENQUEUE_CHUNK) {
             let mut inv = scripts::BATCH_ADD.prepare_invoke();
@@ -127,7 +139,10 @@ impl Broker {
             .arg(open_ttl.as_millis() as u64)
             .invoke_async(&mut self.con.clone())
             .await?;
-        Ok(BatchCounts::from_reply(&reply))
+        Ok(BatchCounts {
+            sealed: true,
+            ..BatchCounts::from_reply(&reply)
+        })
     }
 
     /// Batch `batch` of `queue`, if it exists.
@@ -141,6 +156,7 @@ impl Broker {
                 "cancelled",
                 "created_at",
                 "completed_at",
+                "sealed",
             ])
             .query_async(&mut self.con.clone())
             .await?;

@@ -5,10 +5,12 @@
 //! - `jobs`: one job, jobs by state;
 //! - `repair`: cancel, retry, purge;
 //! - [`strays`](self::strays): records outside the index of their state, listed and settled;
+//! - `batches`: the batch a parent job created;
 //! - `queues`: per-queue figures;
 //! - `workers`: live workers;
 //! - this file: the [`Inspector`], queue names and finding the queue of an id.
 
+mod batches;
 mod jobs;
 mod queues;
 mod repair;
@@ -17,7 +19,7 @@ pub mod types;
 mod workers;
 
 pub use strays::{StrayInfo, StrayRepair};
-pub use types::{Attempt, JobInfo, QueueInfo, Repair, WorkerInfo};
+pub use types::{Attempt, BatchInfo, JobInfo, QueueInfo, Repair, WorkerInfo};
 
 use crate::broker::Broker;
 use crate::connection::Conn;

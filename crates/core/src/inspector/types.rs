@@ -136,3 +136,42 @@ impl Repair {
         }
     }
 }
+
+/// A batch of child jobs (ADR 0010), as `celeriac status PARENT_ID` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// The queue of its children, where the batch record lives.
+    pub queue: String,
+    /// Children.
+    pub total: u64,
+    /// Children not yet counted in a final state.
+    pub pending: u64,
+    /// Children whose first final state was `succeeded`.
+    pub succeeded: u64,
+    /// … `dead`.
+    pub dead: u64,
+    /// … `cancelled`.
+    pub cancelled: u64,
+    /// When the batch was created (RFC 3339, Redis clock).
+    pub created_at: Option<String>,
+    /// When its last child was counted (RFC 3339); absent while it runs.
+    pub completed_at: Option<String>,
+}
+
+impl BatchInfo {
+    /// The batch of `queue` with `counts`.
+    pub fn new(queue: String, counts: crate::broker::BatchCounts) -> BatchInfo {
+        BatchInfo {
+            queue,
+            total: counts.total,
+            pending: counts.pending,
+            succeeded: counts.succeeded,
+            dead: counts.dead,
+            cancelled: counts.cancelled,
+            created_at: Some(counts.created_at_ms)
+                .filter(|&t| t > 0)
+                .map(crate::time::rfc3339_ms),
+            completed_at: counts.completed_at_ms.map(crate::time::rfc3339_ms),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Batches (ADR 0010) as operators see them: the batch a parent job created, found by its id.
+
+use super::types::BatchInfo;
+use super::Inspector;
+use crate::error::Result;
+use crate::keys;
+
+impl Inspector {
+    /// The batch `id` (by convention the id of the parent job that created it). A batch lives
+    /// in the queue of its children, which need not be the parent's: `first` (the parent's
+    /// queue) is looked at first, then every known queue. `None` when no queue holds one.
+    pub async fn batch(&self, id: &str, first: Option<&str>) -> Result<Option<BatchInfo>> {
+        if keys::validate_id(id).is_err() {
+            return Ok(None);
+        }
+        let mut queues: Vec<String> = first.map(str::to_string).into_iter().collect();
+        for q in self.queue_names().await? {
+            if Some(q.as_str()) != first {
+                queues.push(q);
+            }
+        }
+        // One command per queue: batches of different queues live in different slots.
+        for q in queues {
+            if let Some(counts) = self.broker.batch(&q, id).await? {
+                return Ok(Some(BatchInfo::new(q, counts)));
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,325 @@
+//! `fanout.deliver`: one attempt to one recipient of a broadcast per run of the job.
+//!
+//! The delivery row decides: a delivery no longer pending (delivered, failed, skipped — a
+//! redelivery of a job whose attempt was recorded) is not sent again; a subscriber
+//! unsubscribed or disabled since the broadcast started ends `skipped`. Otherwise the
+//! channel is tried once and the attempt recorded: delivered; failed with the next attempt on
+//! the schedule (`[fanout] retry_schedule`, or later if the receiver said `Retry-After`); or
+//! failed for good (the last attempt, 410 Gone, an address the guard refuses).
+
+use crate::channel::{self, Sent};
+use crate::error::{Error, Result};
+use crate::model::{Channel, DeliveryState, SubscriberStatus};
+use crate::recorder::Attempt;
+use crate::sign::Secret;
+use crate::store::{AttemptRecord, Broadcast, Delivery, Store};
+use crate::Context;
+use celeriac_worker::{Job, Outcome};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The payload of `fanout.deliver`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deliver {
+    /// The broadcast.
+    pub broadcast: String,
+    /// The delivery's key within it.
+    pub recipient: String,
+}
+
+impl celeriac_core::JobKind for Deliver {
+    const KIND: &'static str = crate::DELIVER_KIND;
+}
+
+impl Deliver {
+    /// The id of its job: `BROADCAST:KEY`, also the webhook's `webhook-id`, the same on every
+    /// attempt.
+    pub fn job_id(&self) -> String {
+        format!("{}:{}", self.broadcast, self.recipient)
+    }
+}
+
+/// The webhook body of a broadcast (the same on every attempt).
+pub fn webhook_body(b: &Broadcast) -> Vec<u8> {
+    json!({
+        "type": "fanout.message",
+        "timestamp": celeriac_core::time::rfc3339_ms(b.created_at.max(0) as u64),
+        "data": {"broadcast": b.id, "topic": b.topic, "message": b.message},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Run one attempt.
+pub async fn deliver(c: &Context, payload: Deliver, job: Job) -> Outcome {
+    match attempt(c, &payload, &job).await {
+        Ok(outcome) => outcome,
+        Err(e) => e.into(),
+    }
+}
+
+async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
+    let store = c.store().await?;
+    let d = store
+        .delivery(&p.broadcast, &p.recipient)
+        .await?
+        .ok_or_else(|| Error::NoBroadcast(format!("{} (delivery {})", p.broadcast, p.recipient)))?;
+    if d.state != DeliveryState::Pending {
+        return Ok(Outcome::Done(Some(
+            json!({"state": d.state, "already": true}),
+        )));
+    }
+    let mut failures = 0;
+    if let Some(sid) = d.subscriber_id {
+        let sub = store.subscriber(sid).await?;
+        failures = sub.as_ref().map_or(0, |s| s.consecutive_failures);
+        let status = sub.map(|s| s.status);
+        if status != Some(SubscriberStatus::Active) {
+            let why = match status {
+                Some(s) => format!("subscriber {sid} is {s}"),
+                None => format!("subscriber {sid} no longer exists"),
+            };
+            store
+                .end_delivery(&p.broadcast, &p.recipient, DeliveryState::Skipped, &why)
+                .await?;
+            return Ok(Outcome::Done(Some(json!({"state": "skipped", "why": why}))));
+        }
+    }
+    let broadcast = c.broadcast(&store, &p.broadcast).await?;
+    let sent = match d.channel {
+        Channel::Webhook => {
+            let host = host_of(&d.target);
+            if let Some(wait) = c.throttled_for(&host) {
+                // The host asked everyone to slow down: wait without spending an attempt.
+                return Ok(Outcome::Snooze(wait));
+            }
+            let secret = Secret::parse(d.secret.as_deref().unwrap_or_default()).map_err(|e| {
+                Error::Corrupt(format!("the secret of delivery {}: {e}", p.job_id()))
+            })?;
+            let (client, guard) = c.http()?;
+            let id = p.job_id();
+            let sent = channel::webhook::send(
+                &client,
+                &guard,
+                &c.host_pacer,
+                &c.config,
+                &d.target,
+                channel::webhook::Signed {
+                    id: &id,
+                    secret: &secret,
+                },
+                &webhook_body(&broadcast),
+            )
+            .await;
+            if let Sent::Failed {
+                throttled: true,
+                retry_after,
+                ..
+            } = &sent
+            {
+                c.throttle(&host, retry_after.unwrap_or(Duration::from_secs(1)));
+            }
+            sent
+        }
+        Channel::OnebotUser | Channel::OnebotGroup => {
+            let target: i64 = d
+                .target
+                .parse()
+                .map_err(|_| Error::Corrupt(format!("{:?} is not a QQ number", d.target)))?;
+            let bot = c.bot().await?;
+            match channel::onebot::send(&bot, d.channel, target, &broadcast.message).await {
+                Ok(sent) => sent,
+                Err(wait) => return Err(Error::Paused(wait)),
+            }
+        }
+    };
+    record(c, &store, p, &d, failures, job, sent).await
+}
+
+/// Record the attempt and decide what the job does next.
+/// `failures`: the subscriber's consecutive failures before this attempt.
+async fn record(
+    c: &Context,
+    store: &Store,
+    p: &Deliver,
+    d: &Delivery,
+    failures: i64,
+    job: &Job,
+    sent: Sent,
+) -> Result<Outcome> {
+    let last = job.attempt >= job.max_attempts;
+    match sent {
+        Sent::Delivered { status, response } => {
+            let rec = AttemptRecord {
+                status: status.map(i64::from),
+                error: None,
+                response,
+            };
+            c.recorder()
+                .await?
+                .record(Attempt {
+                    broadcast: p.broadcast.clone(),
+                    key: p.recipient.clone(),
+                    state: DeliveryState::Delivered,
+                    record: rec,
+                })
+                .await?;
+            match d.subscriber_id {
+                Some(sid) if failures > 0 => store.subscriber_succeeded(sid).await?,
+                _ => {}
+            }
+            Ok(Outcome::Done(Some(
+                json!({"state": "delivered", "status": status}),
+            )))
+        }
+        Sent::Failed {
+            status,
+            error,
+            response,
+            retry_after,
+            ..
+        } => {
+            let state = if last {
+                DeliveryState::Failed
+            } else {
+                DeliveryState::Pending
+            };
+            let rec = AttemptRecord {
+                status: status.map(i64::from),
+                error: Some(error.clone()),
+                response,
+            };
+            c.recorder()
+                .await?
+                .record(Attempt {
+                    broadcast: p.broadcast.clone(),
+                    key: p.recipient.clone(),
+                    state,
+                    record: rec,
+                })
+                .await?;
+            if let Some(sid) = d.subscriber_id {
+                store.subscriber_failed(sid, &error).await?;
+            }
+            let scheduled = c
+                .config
+                .retry_delay(job.attempt)
+                .or_else(|| c.config.retry_schedule.last().copied())
+                .unwrap_or_default();
+            let retry_in = scheduled.max(retry_after.unwrap_or_default());
+            Err(Error::Attempt { error, retry_in })
+        }
+        Sent::Gone {
+            status,
+            error,
+            response,
+        } => {
+            let rec = AttemptRecord {
+                status: status.map(i64::from),
+                error: Some(error.clone()),
+                response,
+            };
+            c.recorder()
+                .await?
+                .record(Attempt {
+                    broadcast: p.broadcast.clone(),
+                    key: p.recipient.clone(),
+                    state: DeliveryState::Failed,
+                    record: rec,
+                })
+                .await?;
+            if let Some(sid) = d.subscriber_id {
+                store.disable(sid, &error).await?;
+            }
+            Err(Error::Gone(error))
+        }
+        Sent::Refused { error } => {
+            let rec = AttemptRecord {
+                status: None,
+                error: Some(error.clone()),
+                response: None,
+            };
+            c.recorder()
+                .await?
+                .record(Attempt {
+                    broadcast: p.broadcast.clone(),
+                    key: p.recipient.clone(),
+                    state: DeliveryState::Failed,
+                    record: rec,
+                })
+                .await?;
+            if let Some(sid) = d.subscriber_id {
+                store.subscriber_failed(sid, &error).await?;
+            }
+            Err(Error::Refused(error))
+        }
+    }
+}
+
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Broadcasts met by this worker (their message never changes), at most [`CACHED`].
+#[derive(Debug, Default)]
+pub struct Broadcasts(std::sync::Mutex<std::collections::HashMap<String, Arc<Broadcast>>>);
+
+/// Broadcasts kept in [`Broadcasts`].
+const CACHED: usize = 1024;
+
+/// Hosts that asked to slow down, until when (per worker process).
+#[derive(Debug, Default)]
+pub struct Throttled(std::sync::Mutex<std::collections::HashMap<String, Instant>>);
+
+impl Context {
+    /// Broadcast `id`, read once per worker.
+    async fn broadcast(&self, store: &Store, id: &str) -> Result<Arc<Broadcast>> {
+        if let Some(b) = self
+            .broadcasts
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(
+            store
+                .broadcast(id)
+                .await?
+                .ok_or_else(|| Error::NoBroadcast(id.to_string()))?,
+        );
+        let mut m = self.broadcasts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= CACHED {
+            m.clear();
+        }
+        m.insert(id.to_string(), b.clone());
+        Ok(b)
+    }
+
+    /// How long deliveries to `host` still wait, if it throttled us.
+    pub fn throttled_for(&self, host: &str) -> Option<Duration> {
+        let mut m = self.throttled.0.lock().unwrap_or_else(|e| e.into_inner());
+        let until = *m.get(host)?;
+        let now = Instant::now();
+        if until <= now {
+            m.remove(host);
+            return None;
+        }
+        Some(until - now)
+    }
+
+    /// `host` asked to wait `wait` (capped by `[fanout] retry_after_cap`).
+    pub fn throttle(&self, host: &str, wait: Duration) {
+        let until = Instant::now() + wait.min(self.config.retry_after_cap);
+        let mut m = self.throttled.0.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry(host.to_string()).or_insert(until);
+        *e = (*e).max(until);
+    }
+}

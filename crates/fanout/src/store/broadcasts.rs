@@ -1,0 +1,397 @@
+//! Broadcasts (the message, stored once) and their deliveries (one per distinct recipient).
+
+use super::{corrupt, Store};
+use crate::error::Result;
+use crate::model::{Channel, DeliveryState, Recipient};
+use celeriac_db::{now_ms, sqlx};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+/// Rows inserted per statement.
+const INSERT_CHUNK: usize = 200;
+/// Failed recipients listed in [`Results`] at most.
+pub const FAILED_LISTED: i64 = 1000;
+
+/// A broadcast as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Broadcast {
+    /// Id (also its batch's id and the parent job's).
+    pub id: String,
+    /// The topic, for a broadcast to a topic.
+    pub topic: Option<String>,
+    /// The queue of its deliveries (and of its batch).
+    pub queue: String,
+    /// The message.
+    pub message: String,
+    /// Distinct recipients.
+    pub total: i64,
+    /// When it was stored (ms).
+    pub created_at: i64,
+    /// When its last delivery ended (ms): set by `fanout.complete`.
+    pub completed_at: Option<i64>,
+}
+
+/// A delivery to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// Its key within the broadcast (`s42` for subscriber 42, `r3` for a listed recipient).
+    pub key: String,
+    /// The subscriber, for a broadcast to a topic.
+    pub subscriber_id: Option<i64>,
+    /// Where it goes.
+    pub recipient: Recipient,
+}
+
+/// One delivery as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// The broadcast.
+    pub broadcast_id: String,
+    /// Its key within the broadcast.
+    pub recipient: String,
+    /// The subscriber, if any.
+    pub subscriber_id: Option<i64>,
+    /// How it is reached.
+    pub channel: Channel,
+    /// URL or QQ number.
+    pub target: String,
+    /// The webhook secret.
+    #[serde(skip)]
+    pub secret: Option<String>,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: i64,
+    /// HTTP status of the latest attempt.
+    pub last_status: Option<i64>,
+    /// Error of the latest failed attempt.
+    pub last_error: Option<String>,
+    /// The start of the latest response.
+    pub response: Option<String>,
+    /// When it last changed (ms).
+    pub updated_at: i64,
+}
+
+/// A broadcast's results.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Results {
+    /// Deliveries.
+    pub total: i64,
+    /// Not yet final.
+    pub pending: i64,
+    /// Delivered.
+    pub delivered: i64,
+    /// Failed for good.
+    pub failed: i64,
+    /// Skipped (unsubscribed or disabled meanwhile).
+    pub skipped: i64,
+    /// The failed recipients with their last error (at most [`FAILED_LISTED`]).
+    pub failed_recipients: Vec<Delivery>,
+}
+
+const COLUMNS: &str = "broadcast_id, recipient, subscriber_id, channel, target, secret, state, \
+    attempts, last_status, last_error, response, updated_at";
+
+fn delivery(row: &AnyRow) -> Result<Delivery> {
+    let channel: String = row.try_get("channel")?;
+    let state: String = row.try_get("state")?;
+    Ok(Delivery {
+        broadcast_id: row.try_get("broadcast_id")?,
+        recipient: row.try_get("recipient")?,
+        subscriber_id: row.try_get("subscriber_id")?,
+        channel: channel.parse().map_err(corrupt)?,
+        target: row.try_get("target")?,
+        secret: row.try_get("secret")?,
+        state: state.parse().map_err(corrupt)?,
+        attempts: row.try_get("attempts")?,
+        last_status: row.try_get("last_status")?,
+        last_error: row.try_get("last_error")?,
+        response: row.try_get("response")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// How an attempt ended, to record.
+#[derive(Clone, Debug, Default)]
+pub struct AttemptRecord {
+    /// HTTP status, if there was a response.
+    pub status: Option<i64>,
+    /// The error, for a failure.
+    pub error: Option<String>,
+    /// The start of the response.
+    pub response: Option<String>,
+}
+
+impl Store {
+    /// Store broadcast `id` with its message and its deliveries, in one transaction, unless
+    /// it exists; true when created now (a broadcast that exists keeps what it was created
+    /// with).
+    pub async fn create_broadcast(
+        &self,
+        id: &str,
+        topic: Option<&str>,
+        queue: &str,
+        message: &str,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO fanout_broadcasts (id, topic, queue, message, total, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(topic)
+        .bind(queue)
+        .bind(message)
+        .bind(deliveries.len() as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !created {
+            return Ok(false);
+        }
+        for chunk in deliveries.chunks(INSERT_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO fanout_deliveries (broadcast_id, recipient, subscriber_id, channel, \
+                 target, secret, updated_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 7;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7
+                ));
+            }
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for d in chunk {
+                q = q
+                    .bind(id)
+                    .bind(d.key.clone())
+                    .bind(d.subscriber_id)
+                    .bind(d.recipient.channel.as_str())
+                    .bind(d.recipient.target.clone())
+                    .bind(d.recipient.secret.clone())
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The keys of broadcast `id`'s deliveries, sorted.
+    pub async fn delivery_keys(&self, id: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT recipient FROM fanout_deliveries WHERE broadcast_id = $1 ORDER BY recipient",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(k,)| k).collect())
+    }
+
+    /// Broadcast `id`.
+    pub async fn broadcast(&self, id: &str) -> Result<Option<Broadcast>> {
+        let row = sqlx::query(
+            "SELECT id, topic, queue, message, total, created_at, completed_at FROM fanout_broadcasts WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| -> Result<Broadcast> {
+            Ok(Broadcast {
+                id: r.try_get("id")?,
+                topic: r.try_get("topic")?,
+                queue: r.try_get("queue")?,
+                message: r.try_get("message")?,
+                total: r.try_get("total")?,
+                created_at: r.try_get("created_at")?,
+                completed_at: r.try_get("completed_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Delivery `key` of broadcast `id`.
+    pub async fn delivery(&self, id: &str, key: &str) -> Result<Option<Delivery>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM fanout_deliveries WHERE broadcast_id = $1 AND recipient = $2"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(delivery).transpose()
+    }
+
+    /// Record an attempt of a pending delivery; with `state` other than pending it ends there.
+    /// False when the delivery was not pending (another run of its job ended it).
+    pub async fn record_attempt(
+        &self,
+        id: &str,
+        key: &str,
+        state: DeliveryState,
+        a: &AttemptRecord,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE fanout_deliveries SET state = $1, attempts = attempts + 1, last_status = $2, \
+             last_error = COALESCE($3, last_error), response = $4, updated_at = $5 \
+             WHERE broadcast_id = $6 AND recipient = $7 AND state = 'pending'",
+        )
+        .bind(state.as_str())
+        .bind(a.status)
+        .bind(a.error.clone())
+        .bind(a.response.clone())
+        .bind(now_ms())
+        .bind(id)
+        .bind(key)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// [`Store::record_attempt`] for each of `attempts`, in one transaction.
+    pub async fn record_attempts(
+        &self,
+        attempts: &[&crate::recorder::Attempt],
+    ) -> Result<Vec<bool>> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let mut changed = Vec::with_capacity(attempts.len());
+        for a in attempts {
+            let done = sqlx::query(
+                "UPDATE fanout_deliveries SET state = $1, attempts = attempts + 1, last_status = $2, \
+                 last_error = COALESCE($3, last_error), response = $4, updated_at = $5 \
+                 WHERE broadcast_id = $6 AND recipient = $7 AND state = 'pending'",
+            )
+            .bind(a.state.as_str())
+            .bind(a.record.status)
+            .bind(a.record.error.clone())
+            .bind(a.record.response.clone())
+            .bind(now)
+            .bind(a.broadcast.clone())
+            .bind(a.key.clone())
+            .execute(&mut *tx)
+            .await?;
+            changed.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// End a pending delivery as `state` without an attempt (skipped; or failed when its
+    /// job died without recording its last attempt). False when it was not pending.
+    pub async fn end_delivery(
+        &self,
+        id: &str,
+        key: &str,
+        state: DeliveryState,
+        why: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE fanout_deliveries SET state = $1, last_error = $2, updated_at = $3 \
+             WHERE broadcast_id = $4 AND recipient = $5 AND state = 'pending'",
+        )
+        .bind(state.as_str())
+        .bind(why)
+        .bind(now_ms())
+        .bind(id)
+        .bind(key)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The results of broadcast `id`.
+    pub async fn results(&self, id: &str) -> Result<Results> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, CAST(COUNT(*) AS BIGINT) FROM fanout_deliveries WHERE broadcast_id = $1 GROUP BY state",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut r = Results::default();
+        for (state, n) in rows {
+            match state.parse::<DeliveryState>().map_err(corrupt)? {
+                DeliveryState::Pending => r.pending = n,
+                DeliveryState::Delivered => r.delivered = n,
+                DeliveryState::Failed => r.failed = n,
+                DeliveryState::Skipped => r.skipped = n,
+            }
+            r.total += n;
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM fanout_deliveries WHERE broadcast_id = $1 AND state = 'failed' \
+             ORDER BY recipient LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(FAILED_LISTED)
+            .fetch_all(self.pool())
+            .await?;
+        r.failed_recipients = rows.iter().map(delivery).collect::<Result<_>>()?;
+        Ok(r)
+    }
+
+    /// Take every failed delivery of broadcast `id` back to pending (an operator's retry);
+    /// their keys.
+    pub async fn reopen_failed(&self, id: &str) -> Result<Vec<String>> {
+        let mut tx = self.pool().begin().await?;
+        let keys: Vec<(String,)> = sqlx::query_as(
+            "SELECT recipient FROM fanout_deliveries WHERE broadcast_id = $1 AND state = 'failed' ORDER BY recipient",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE fanout_deliveries SET state = 'pending', updated_at = $1 WHERE broadcast_id = $2 AND state = 'failed'",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(keys.into_iter().map(|(k,)| k).collect())
+    }
+
+    /// End every delivery of broadcast `id` still pending as failed with `why` (its job ended
+    /// without recording its last attempt: a crash or a timeout); how many.
+    pub async fn fail_pending(&self, id: &str, why: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE fanout_deliveries SET state = 'failed', last_error = COALESCE(last_error, $1), \
+             updated_at = $2 WHERE broadcast_id = $3 AND state = 'pending'",
+        )
+        .bind(why)
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Mark broadcast `id` completed (once: a later call changes nothing); true if now.
+    pub async fn complete(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE fanout_broadcasts SET completed_at = $1 WHERE id = $2 AND completed_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
