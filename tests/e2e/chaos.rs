@@ -49,6 +49,11 @@ fn kill_storm(jobs: usize, storm: Duration) -> Report {
     let mut con = run.env.redis();
     let mut worst_ms = 0u64;
     let mut orphans = 0;
+    // A take-back from a worker that was not killed: its lease passed unrenewed because the
+    // machine starved it of CPU for longer than the 1 s lease (seen at load 19 on 2 cores).
+    // The worker stops such a handler itself (self-fencing, as in a partition), so it may run
+    // once more elsewhere; counted and shown, never blamed on a kill.
+    let mut starved = 0;
     for id in &run.enqueued {
         let hist: Option<String> = con
             .hget(run.env.key("default", &format!("job:{id}")), "hist")
@@ -60,17 +65,20 @@ fn kill_storm(jobs: usize, storm: Duration) -> Report {
             }
             let worker = h["worker"].as_str().unwrap_or("");
             let taken_back: u64 = h["finished_us"].as_str().unwrap().parse().unwrap();
-            let killed = kill_times
+            let Some(killed) = kill_times
                 .iter()
                 .filter(|(p, at)| worker.starts_with(p.as_str()) && *at <= taken_back)
                 .map(|(_, at)| *at)
                 .max()
-                .expect("a lost delivery belongs to a killed worker");
+            else {
+                starved += 1;
+                continue;
+            };
             worst_ms = worst_ms.max((taken_back - killed) / 1000);
             orphans += 1;
         }
     }
-    eprintln!("kills: {kills}, jobs leased to the killed workers: {in_flight_at_kills}, orphans taken back: {orphans}, slowest after {worst_ms} ms");
+    eprintln!("kills: {kills}, jobs leased to the killed workers: {in_flight_at_kills}, orphans taken back: {orphans}, slowest after {worst_ms} ms, taken back from starved live workers: {starved}");
     // lease 1 s + sweep every 200 ms, plus scheduling slack on a loaded 2-core machine.
     assert!(
         worst_ms <= 3_000,
@@ -78,8 +86,8 @@ fn kill_storm(jobs: usize, storm: Duration) -> Report {
     );
     assert_clean(&r);
     assert!(
-        r.duplicated <= in_flight_at_kills,
-        "duplicated {} > in flight at kills {in_flight_at_kills}",
+        r.duplicated <= in_flight_at_kills + starved,
+        "duplicated {} > in flight at kills {in_flight_at_kills} + taken back from starved live workers {starved}",
         r.duplicated
     );
     assert_eq!(r.succeeded + r.dead, jobs);

@@ -453,7 +453,10 @@ fn image_runs_a_worker_as_non_root_and_drains_on_sigterm() {
     env.wait_state(&long, "active", T);
     let term = Instant::now();
     run_ok(Command::new("kill").args(["-TERM", &pid.to_string()]));
-    // Room for the hand-back, deregistration and buildah's teardown on a loaded machine.
+    // The container's grace period is what SIGKILL waits for: the manifests set it 10–15 s
+    // above worker.shutdown_grace (worker.yaml 40 s, compose.yaml 35 s, for 25 s). The worker
+    // must be gone well inside that: shutdown_grace for the long job, then the hand-back,
+    // deregistration and buildah's teardown, with 3 s of room on a loaded machine.
     let slack = Duration::from_secs(3);
     let mut status = None;
     wait_until(
