@@ -6,7 +6,7 @@
 use crate::deliver::Deliver;
 use crate::error::{Error, Result};
 use crate::model::Recipient;
-use crate::store::{validate_topic, NewDelivery, Store};
+use crate::store::{validate_topic, NewDelivery};
 use crate::Context;
 use celeriac_producer::NewJob;
 use celeriac_worker::{Job, Outcome};
@@ -58,25 +58,9 @@ pub async fn broadcast(c: &Context, payload: BroadcastJob, job: Job) -> Outcome 
     }
 }
 
-/// The deliveries a broadcast makes: one per distinct recipient.
-async fn deliveries(store: &Store, p: &BroadcastJob) -> Result<Vec<NewDelivery>> {
+/// The deliveries of a broadcast to a list of recipients: one per distinct recipient.
+fn deliveries(p: &BroadcastJob) -> Result<Vec<NewDelivery>> {
     match (&p.topic, &p.recipients) {
-        (Some(topic), None) => {
-            validate_topic(topic)?;
-            let subs = store
-                .subscribers(topic)
-                .await?
-                .ok_or_else(|| Error::NoTopic(topic.clone()))?;
-            Ok(subs
-                .into_iter()
-                .filter(|s| s.status == crate::model::SubscriberStatus::Active)
-                .map(|s| NewDelivery {
-                    key: format!("s{}", s.id),
-                    subscriber_id: Some(s.id),
-                    recipient: s.recipient(),
-                })
-                .collect())
-        }
         (None, Some(list)) => {
             let mut seen = BTreeSet::new();
             let mut out = Vec::new();
@@ -115,12 +99,27 @@ async fn run(c: &Context, p: BroadcastJob, job: &Job) -> Result<serde_json::Valu
     celeriac_core::keys::validate_id(&id)
         .map_err(|e| Error::Invalid(format!("broadcast_id: {e}")))?;
     let store = c.store().await?;
-    let wanted = deliveries(&store, &p).await?;
     // The first run stores the broadcast with its deliveries; a later one (a retry, the same
     // broadcast_id again) finds them and adds nothing.
-    let created = store
-        .create_broadcast(&id, p.topic.as_deref(), &job.queue, &p.message, &wanted)
-        .await?;
+    let created = match (&p.topic, &p.recipients) {
+        (Some(topic), None) => {
+            // One INSERT … SELECT of the topic's active subscribers: they are not read out.
+            validate_topic(topic)?;
+            if !store.topic_exists(topic).await? {
+                return Err(Error::NoTopic(topic.clone()));
+            }
+            store
+                .create_topic_broadcast(&id, topic, &job.queue, &p.message)
+                .await?
+                .is_some()
+        }
+        _ => {
+            let wanted = deliveries(&p)?;
+            store
+                .create_broadcast(&id, None, &job.queue, &p.message, &wanted)
+                .await?
+        }
+    };
     let stored = store
         .broadcast(&id)
         .await?

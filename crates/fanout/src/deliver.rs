@@ -63,10 +63,13 @@ pub async fn deliver(c: &Context, payload: Deliver, job: Job) -> Outcome {
 
 async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
     let store = c.store().await?;
-    let d = store
-        .delivery(&p.broadcast, &p.recipient)
+    // The delivery and its subscriber's status now, in one read: a subscriber unsubscribed
+    // or disabled since the broadcast started is seen here, on every attempt.
+    let found = store
+        .delivery_to_send(&p.broadcast, &p.recipient)
         .await?
         .ok_or_else(|| Error::NoBroadcast(format!("{} (delivery {})", p.broadcast, p.recipient)))?;
+    let d = found.delivery;
     if d.state != DeliveryState::Pending {
         return Ok(Outcome::Done(Some(
             json!({"state": d.state, "already": true}),
@@ -74,9 +77,8 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
     }
     let mut failures = 0;
     if let Some(sid) = d.subscriber_id {
-        let sub = store.subscriber(sid).await?;
-        failures = sub.as_ref().map_or(0, |s| s.consecutive_failures);
-        let status = sub.map(|s| s.status);
+        failures = found.subscriber.map_or(0, |(_, f)| f);
+        let status = found.subscriber.map(|(s, _)| s);
         if status != Some(SubscriberStatus::Active) {
             let why = match status {
                 Some(s) => format!("subscriber {sid} is {s}"),

@@ -8,8 +8,9 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-/// Rows inserted per statement.
-const INSERT_CHUNK: usize = 200;
+/// Rows inserted per statement (5 parameters each, far below SQLite's 32,766 and
+/// PostgreSQL's 65,535).
+const INSERT_CHUNK: usize = 1000;
 /// Failed recipients listed in [`Results`] at most.
 pub const FAILED_LISTED: i64 = 1000;
 
@@ -112,6 +113,42 @@ fn delivery(row: &AnyRow) -> Result<Delivery> {
     })
 }
 
+/// Insert broadcast `id` unless it exists; true when inserted.
+async fn insert_broadcast(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    topic: Option<&str>,
+    queue: &str,
+    message: &str,
+    total: i64,
+    now: i64,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO fanout_broadcasts (id, topic, queue, message, total, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(topic)
+    .bind(queue)
+    .bind(message)
+    .bind(total)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// A delivery with what its subscriber is now, read together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryToSend {
+    /// The delivery.
+    pub delivery: Delivery,
+    /// Its subscriber's status and consecutive failures; `None` when the delivery has no
+    /// subscriber or the subscriber no longer exists.
+    pub subscriber: Option<(crate::model::SubscriberStatus, i64)>,
+}
+
 /// How an attempt ended, to record.
 #[derive(Clone, Debug, Default)]
 pub struct AttemptRecord {
@@ -137,59 +174,90 @@ impl Store {
     ) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        let created = sqlx::query(
-            "INSERT INTO fanout_broadcasts (id, topic, queue, message, total, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        if !insert_broadcast(
+            &mut tx,
+            id,
+            topic,
+            queue,
+            message,
+            deliveries.len() as i64,
+            now,
         )
-        .bind(id)
-        .bind(topic)
-        .bind(queue)
-        .bind(message)
-        .bind(deliveries.len() as i64)
-        .bind(now)
-        .execute(&mut *tx)
         .await?
-        .rows_affected()
-            == 1;
-        if !created {
+        {
             return Ok(false);
         }
         for chunk in deliveries.chunks(INSERT_CHUNK) {
-            let mut sql = String::from(
+            // $1 and $2 (the broadcast and the time) are shared by every row.
+            let mut sql = String::with_capacity(100 + chunk.len() * 40);
+            sql.push_str(
                 "INSERT INTO fanout_deliveries (broadcast_id, recipient, subscriber_id, channel, \
                  target, secret, updated_at) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * 7;
+                let b = i * 5 + 2;
                 if i > 0 {
                     sql.push_str(", ");
                 }
                 sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    "($1, ${}, ${}, ${}, ${}, ${}, $2)",
                     b + 1,
                     b + 2,
                     b + 3,
                     b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
+                    b + 5
                 ));
             }
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(now);
             for d in chunk {
                 q = q
-                    .bind(id)
                     .bind(d.key.clone())
                     .bind(d.subscriber_id)
                     .bind(d.recipient.channel.as_str())
                     .bind(d.recipient.target.clone())
-                    .bind(d.recipient.secret.clone())
-                    .bind(now);
+                    .bind(d.recipient.secret.clone());
             }
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Store broadcast `id` to every active subscriber of `topic`, one delivery row each
+    /// (key `s<subscriber id>`), in one transaction and one `INSERT … SELECT` (the subscribers
+    /// are not read out of the database and written back), unless it exists. `Some(total)`
+    /// when created now; `None` when it existed.
+    pub async fn create_topic_broadcast(
+        &self,
+        id: &str,
+        topic: &str,
+        queue: &str,
+        message: &str,
+    ) -> Result<Option<i64>> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        if !insert_broadcast(&mut tx, id, Some(topic), queue, message, 0, now).await? {
+            return Ok(None);
+        }
+        let total = sqlx::query(
+            "INSERT INTO fanout_deliveries (broadcast_id, recipient, subscriber_id, channel, \
+             target, secret, updated_at) \
+             SELECT $1, 's' || CAST(id AS TEXT), id, channel, target, secret, $2 \
+             FROM fanout_subscribers WHERE topic = $3 AND status = 'active'",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(topic)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as i64;
+        sqlx::query("UPDATE fanout_broadcasts SET total = $1 WHERE id = $2")
+            .bind(total)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(total))
     }
 
     /// The keys of broadcast `id`'s deliveries, sorted.
@@ -236,6 +304,32 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(delivery).transpose()
+    }
+
+    /// Delivery `key` of broadcast `id` and its subscriber's current status, in one query.
+    pub async fn delivery_to_send(&self, id: &str, key: &str) -> Result<Option<DeliveryToSend>> {
+        let row = sqlx::query(
+            "SELECT d.broadcast_id, d.recipient, d.subscriber_id, d.channel, d.target, d.secret, \
+             d.state, d.attempts, d.last_status, d.last_error, d.response, d.updated_at, \
+             s.status AS sub_status, s.consecutive_failures AS sub_failures \
+             FROM fanout_deliveries d LEFT JOIN fanout_subscribers s ON s.id = d.subscriber_id \
+             WHERE d.broadcast_id = $1 AND d.recipient = $2",
+        )
+        .bind(id)
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: Option<String> = row.try_get("sub_status")?;
+        let failures: Option<i64> = row.try_get("sub_failures")?;
+        let subscriber = match status {
+            Some(s) => Some((s.parse().map_err(corrupt)?, failures.unwrap_or(0))),
+            None => None,
+        };
+        Ok(Some(DeliveryToSend {
+            delivery: delivery(&row)?,
+            subscriber,
+        }))
     }
 
     /// Record an attempt of a pending delivery; with `state` other than pending it ends there.

@@ -11,7 +11,9 @@
 mod broadcasts;
 mod subscribers;
 
-pub use broadcasts::{AttemptRecord, Broadcast, Delivery, NewDelivery, Results, FAILED_LISTED};
+pub use broadcasts::{
+    AttemptRecord, Broadcast, Delivery, DeliveryToSend, NewDelivery, Results, FAILED_LISTED,
+};
 pub use subscribers::{validate_topic, Subscriber, TopicInfo};
 
 use celeriac_db::{sqlx, Db};

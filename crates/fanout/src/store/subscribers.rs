@@ -213,6 +213,16 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Whether `topic` exists.
+    pub async fn topic_exists(&self, topic: &str) -> Result<bool> {
+        let exists: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM fanout_topics WHERE name = $1")
+                .bind(topic)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(exists.is_some())
+    }
+
     /// Every subscriber of `topic` (any status), by id; `None` when there is no such topic.
     pub async fn subscribers(&self, topic: &str) -> Result<Option<Vec<Subscriber>>> {
         let exists: Option<(String,)> =
