@@ -401,7 +401,6 @@ fn chaos_full() {
         poison_abort(2_000, 10),
         crate::chaos_redis::redis_full(),
         operator_repairs_during_kill_storm(3_000, Duration::from_secs(30)),
-        crate::chaos_fanout::fanout_kill_storm(5_000, Duration::from_secs(60)),
     ];
     println!("| scenario | enqueued | succeeded | dead | executions | lost | unexpected | duplicated | overlap | stuck | inconsistent | time |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");

@@ -141,3 +141,14 @@ fn completed(run: &Run) -> bool {
 fn chaos_quick_fanout_kill_storm() {
     fanout_kill_storm(1_000, Duration::from_secs(8));
 }
+
+/// Scenario 18 at full size, on its own so that it can be run without 1–11
+/// (`make chaos` runs every `chaos_full*`).
+#[test]
+#[ignore = "full size: run with make chaos"]
+fn chaos_full_fanout() {
+    let r = fanout_kill_storm(5_000, Duration::from_secs(60));
+    println!("| scenario | enqueued | succeeded | dead | executions | lost | unexpected | duplicated | overlap | stuck | inconsistent | time |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("{r}");
+}
