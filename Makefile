@@ -63,12 +63,12 @@ bench-fanout:
 	$(CARGO) build --locked --release -p celeriac-cli -p celeriac-bench --bin celeriac --bin celeriac-bench-fanout
 	./target/release/celeriac-bench-fanout --celeriac ./target/release/celeriac
 
-## bench-verification: joins, reminders, kicks and answers of the verification domain against
-## the fake OneBot on 127.0.0.1, pacing off
+## bench-verification: joins, reminders, kicks and answers of the verification domain on a
+## celeriac worker against the fake OneBot on 127.0.0.1, pacing off; the worker's memory
 bench-verification:
 	@command -v redis-server >/dev/null || { echo "make bench-verification needs redis-server (apt-get install redis-server)"; exit 1; }
-	$(CARGO) build --locked --release -p celeriac-bench --bin celeriac-bench-verification
-	./target/release/celeriac-bench-verification
+	$(CARGO) build --locked --release -p celeriac-cli -p celeriac-bench
+	./target/release/celeriac-bench-verification --celeriac ./target/release/celeriac
 
 build:
 	$(CARGO) build --locked --workspace

@@ -266,3 +266,66 @@ async fn verification_end_to_end_through_the_receiver_and_a_worker() {
         env.worker_logs()
     );
 }
+
+/// QQ risk control on a reminder: the fake answers the group message with retcode 1200, the
+/// account's breaker opens, and the `verification.group` job snoozes until the pause ends — not
+/// an attempt — with the reminder left open, not marked sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn risk_control_snoozes_the_group_job_without_spending_an_attempt() {
+    let fake = FakeOneBot::builder()
+        .self_id(BOT)
+        .group(GROUP, Role::Admin, &[(1001, Role::Member)])
+        .start()
+        .await
+        .unwrap();
+    // A pause far longer than the test: the snoozed job stays scheduled while it is looked at.
+    let mut env = Env::new(&format!(
+        "[onebot]\napi_url = {:?}\nrate = 100.0\nkick_interval = \"10ms\"\nbreaker_open_for = \"1h\"\n\n[verification]\nadmins = [9001]\nquiet_hours = \"\"\n",
+        fake.url()
+    ));
+    env.spawn_worker(&[]);
+
+    // A member who joined 5 hours ago: the first reminder (4 h after the join) is due.
+    let joined = celeriac_db::now_ms() / 1000 - 5 * 3600;
+    let join = json!({"post_type": "notice", "notice_type": "group_increase", "sub_type": "approve",
+        "time": joined, "self_id": BOT, "group_id": GROUP, "user_id": 1001, "operator_id": 0});
+    let id = env.enqueue("verification.event", &join.to_string(), &[]);
+    assert_eq!(
+        env.wait_final(&id, Duration::from_secs(20))["state"],
+        "succeeded"
+    );
+    let actions = |env: &Env| -> Value {
+        let stats: Value =
+            serde_json::from_str(&env.ok(&["verification", "stats", "--json"])).unwrap();
+        stats["actions"].clone()
+    };
+    let before = actions(&env);
+    assert_eq!(before["done"], 2, "the mute and the welcome: {before}");
+    let messages = fake.messages().len();
+
+    fake.inject(
+        "send_group_msg",
+        Fault::failed(1200, "", "send message failed"),
+    );
+    let group = env.enqueue(
+        "verification.group",
+        &json!({ "group": GROUP }).to_string(),
+        &[],
+    );
+    let job = env.wait_state(&group, "scheduled", Duration::from_secs(20));
+    assert_eq!(job["attempts"], 0, "a snooze is not an attempt: {job}");
+    assert_eq!(
+        fake.calls_of("send_group_msg").len(),
+        2,
+        "the welcome, then the refused reminder"
+    );
+    let after = actions(&env);
+    assert_eq!(after["done"], before["done"], "nothing more sent: {after}");
+    assert_eq!(after["pending"], 1, "the reminder waits, open: {after}");
+    assert_eq!(fake.messages().len(), messages);
+    assert!(
+        env.worker_logs().contains("OneBot paused by risk control"),
+        "{}",
+        env.worker_logs()
+    );
+}

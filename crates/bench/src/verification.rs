@@ -1,51 +1,57 @@
-//! `make bench-verification`: the verification domain's throughput on this machine, with the
-//! OneBot pacing off (`onebot.pacing = false`: the account's rate, 2 actions/s by default, would
-//! otherwise be the whole answer) against the fake OneBot server on 127.0.0.1.
+//! `make bench-verification`: the verification domain's throughput on this machine, and the
+//! memory of the worker running it, with the OneBot pacing off (`onebot.pacing = false`: the
+//! account's rate, 2 actions/s by default, would otherwise be the whole answer) against the
+//! fake OneBot server on 127.0.0.1.
 //!
 //! A private `redis-server`, a SQLite database in a temp directory (or `--database-url`), the
-//! fake with `--groups` groups where the bot is an admin; the domain's handlers run in this
-//! process, `--concurrency` jobs at a time, as a worker would run them:
+//! fake with `--groups` groups where the bot is an admin, in this process; the jobs run on a
+//! `celeriac worker` of its own (`--celeriac`, `--concurrency` jobs at a time), on the system
+//! clock. Between phases this process moves the pending members' next step to now in SQL,
+//! where the earlier benchmark moved a manual clock 4 h on:
 //!
 //! 1. **joins**: `--members` `verification.event` jobs of `group_increase` (each: one
 //!    transaction, then a mute and a welcome through OneBot, the welcome's id written back);
-//! 2. **reminders**: the clock moved 4 h on, one `verification.group` job per group (each due
-//!    member reminded in one transaction, one group message per group);
-//! 3. **kicks**: the clock moved to 12 h, the same (a notice per group, one kick and one recall
-//!    per member, a report);
+//! 2. **reminders**: one `verification.group` job per group (each due member reminded in one
+//!    transaction, one group message per 30 members, a report);
+//! 3. **kicks**: after the second reminder, the same (a notice per 30 members, one kick and
+//!    one recall per member, a report);
 //! 4. **answers**: `--members` more joins, then a private message with the right code from
 //!    each (verified, unmuted, a message, the welcome recalled).
 //!
-//! Then, with the default pacing on (2 actions/s per bot account, kicks 1 s apart), the
-//! reminders and kicks of `--paced-members` members in `--paced-groups` more groups: a paced
-//! run is bounded by the limiter alone, so the table sets the measured time beside the one
-//! computed from the number of actions (a full 10,000-member paced run would take hours:
-//! 10,000 kicks at 1/s).
+//! Then, on a second worker with the default pacing on (2 actions/s per bot account, kicks 1 s
+//! apart), the reminders and kicks of `--paced-members` members in `--paced-groups` more
+//! groups: a paced run is bounded by the limiter alone, so the table sets the measured time
+//! beside the one computed from the number of actions (a full 10,000-member paced run would
+//! take hours: 10,000 kicks at 1/s).
 //!
-//! Prints Markdown tables on stdout, and the process's peak RSS (the handlers, the fake
-//! server and the SQLite connection all live in this one process: an upper bound on what a
-//! worker running these jobs needs).
+//! Prints Markdown tables on stdout: the worker's RSS after each phase and its peak (VmHWM),
+//! and its RSS idle after start. The fake server, which keeps a record of every call, lives
+//! in this process and is not counted.
 
 mod common;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use celeriac_core::config::Config;
-use celeriac_core::Broker;
+use celeriac_core::Keys;
+use celeriac_db::sqlx;
 use celeriac_db::LazyDb;
 use celeriac_onebot::fake::FakeOneBot;
 use celeriac_onebot::{OneBotConfig, Role};
-use celeriac_producer::Producer;
-use celeriac_verification::{Context, ManualClock, VerificationConfig};
-use celeriac_worker::testing::TestJob;
-use celeriac_worker::{Outcome, Registry};
+use celeriac_producer::{NewJob, Producer};
+use celeriac_verification::store::Store;
 use clap::Parser;
-use futures_util::StreamExt;
+use redis::AsyncCommands as _;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]
 #[command(about = "Measure the verification domain (see docs/benchmarks.md)")]
 struct Args {
+    /// The celeriac binary (build it with --release).
+    #[arg(long, default_value = "target/release/celeriac")]
+    celeriac: String,
     /// Members joining (and, in the last phase, as many more answering).
     #[arg(long, default_value_t = 10_000)]
     members: usize,
@@ -58,7 +64,7 @@ struct Args {
     /// Groups of the paced run.
     #[arg(long, default_value_t = 2)]
     paced_groups: usize,
-    /// Jobs running at once.
+    /// Jobs running at once on the worker.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// The domain database (a SQLite file in a temp directory by default).
@@ -67,16 +73,71 @@ struct Args {
 }
 
 const BOT: i64 = 10000;
-/// 2026-01-01T00:00:00Z: 08:00 in Shanghai (outside the quiet hours, as +4 h and +12 h are).
-const START_MS: i64 = 1_767_225_600_000;
-const HOUR_MS: i64 = 3_600_000;
+const PREFIX: &str = "bench";
+const QUEUE: &str = "default";
+
+/// A `celeriac worker` of this benchmark, killed when dropped.
+struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn start(args: &Args, config: &Path, log: PathBuf) -> Result<Worker> {
+        let child = Command::new(&args.celeriac)
+            .arg("--config")
+            .arg(config)
+            .args(["worker", "--concurrency", &args.concurrency.to_string()])
+            .env("RUST_LOG", "warn")
+            .env("CELERIAC_RETENTION__SUCCEEDED_MAX", "10000000")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "start {} (build it with cargo build --release -p celeriac-cli)",
+                    args.celeriac
+                )
+            })?;
+        Ok(Worker { child, log })
+    }
+
+    /// Resident memory now and at its peak (VmHWM), MiB.
+    fn rss(&self) -> (f64, f64) {
+        let mib = |k: Option<u64>| k.unwrap_or(0) as f64 / 1024.0;
+        (
+            mib(common::rss_kib(self.child.id())),
+            mib(common::peak_rss_kib(self.child.id())),
+        )
+    }
+
+    /// SIGTERM, and wait for it to exit.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 struct Bench {
-    registry: Registry,
-    context: Arc<Context>,
-    clock: Arc<ManualClock>,
-    fake: Arc<FakeOneBot>,
-    concurrency: usize,
+    producer: Producer,
+    con: redis::aio::MultiplexedConnection,
+    keys: Keys,
+    fake: FakeOneBot,
+    /// Jobs enqueued so far (each a distinct id).
+    enqueued: usize,
 }
 
 struct Phase {
@@ -85,40 +146,41 @@ struct Phase {
     items: usize,
     wall: Duration,
     calls: usize,
-    rss_mib: u64,
-}
-
-/// This process's resident memory now (MiB).
-fn rss_mib() -> u64 {
-    common::rss_kib(std::process::id()).unwrap_or(0) / 1024
+    rss_mib: f64,
+    peak_mib: f64,
 }
 
 impl Bench {
-    /// Run `payloads` as jobs of `kind`, `concurrency` at a time; wall time and OneBot calls.
-    async fn run(&self, kind: &str, payloads: Vec<Value>) -> Result<(Duration, usize)> {
+    /// Enqueue `jobs` and wait until the worker has run them all: wall time (enqueue to the
+    /// last one succeeded) and OneBot calls. A dead job ends the benchmark.
+    async fn run(&mut self, worker: &Worker, jobs: Vec<NewJob>) -> Result<(Duration, usize)> {
         let calls = self.fake.calls().len();
+        let n = jobs.len();
         let started = Instant::now();
-        let mut failures = Vec::new();
-        let mut outcomes = futures_util::stream::iter(payloads.into_iter().enumerate())
-            .map(|(i, p)| {
-                TestJob::new(kind, p)
-                    .id(&format!("bench-{kind}-{i}"))
-                    .run(&self.registry)
-            })
-            .buffer_unordered(self.concurrency);
-        while let Some(ran) = outcomes.next().await {
-            if !matches!(ran.outcome, Outcome::Done(_)) {
-                failures.push(ran.outcome);
-            }
+        for chunk in jobs.chunks(5_000) {
+            self.producer.enqueue_many(chunk.to_vec()).await?;
         }
-        let wall = started.elapsed();
-        anyhow::ensure!(
-            failures.is_empty(),
-            "{} jobs failed, e.g. {:?}",
-            failures.len(),
-            failures[0]
-        );
-        Ok((wall, self.fake.calls().len() - calls))
+        self.enqueued += n;
+        let deadline = started + Duration::from_secs(3600);
+        loop {
+            let done: usize = self.con.zcard(self.keys.succeeded(QUEUE)).await?;
+            if done >= self.enqueued {
+                break;
+            }
+            // A job to retry is retried by the worker, as in production; a dead one ends it.
+            let dead: usize = self.con.zcard(self.keys.dead(QUEUE)).await?;
+            if dead > 0 {
+                bail!("{dead} jobs dead; the worker's log:\n{}", worker.log_text());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "only {done} of {} jobs succeeded within an hour",
+                    self.enqueued
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok((started.elapsed(), self.fake.calls().len() - calls))
     }
 }
 
@@ -136,12 +198,73 @@ fn paced_group_of(i: usize, groups: usize) -> i64 {
     3_000_000 + (i % groups) as i64
 }
 
+/// One `verification.group` job per group, with ids of their own for the step `step`.
+fn group_jobs(groups: &[i64], step: &str) -> Vec<NewJob> {
+    groups
+        .iter()
+        .map(|g| {
+            NewJob::new(celeriac_verification::GROUP_KIND, json!({ "group": g }))
+                .id(format!("bench-{step}-{g}"))
+        })
+        .collect()
+}
+
+/// The pending members' next step (reminder or kick) due now, as if its time had come: the
+/// worker runs on the system clock.
+async fn make_due(db: &celeriac_db::Db) -> Result<()> {
+    sqlx::query("UPDATE verification_members SET next_warning_at = $1 WHERE status = 'pending'")
+        .bind(celeriac_db::now_ms() - 1)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 /// What a paced phase is bounded by: `actions` slots at `rate`, and `kicks` each
 /// `kick_interval` after the last.
 fn paced_bound(actions: usize, kicks: usize, onebot: &OneBotConfig) -> Duration {
     let slots = Duration::from_secs_f64(actions.saturating_sub(1) as f64 / onebot.rate);
     let kicks = onebot.kick_interval * kicks.saturating_sub(1) as u32;
     slots.max(kicks)
+}
+
+/// A worker's configuration file: the fake's API, `pacing` on or off, no quiet hours (the
+/// benchmark runs at any time of day).
+fn write_config(path: &Path, url: &str, database_url: &str, api: &str, pacing: bool) -> Result<()> {
+    std::fs::write(
+        path,
+        format!(
+            "redis_url = {url:?}\nprefix = {PREFIX:?}\ndatabase_url = {database_url:?}\n\n\
+             [onebot]\napi_url = {api:?}\npacing = {pacing}\n\n\
+             [verification]\nadmins = [9001]\nquiet_hours = \"\"\n"
+        ),
+    )?;
+    Ok(())
+}
+
+/// Wait until the worker has registered in Redis (started, fetching).
+async fn wait_registered(
+    con: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+    worker: &mut Worker,
+    before: usize,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: usize = con.zcard(keys.workers()).await.unwrap_or(0);
+        if n > before {
+            return Ok(());
+        }
+        if let Some(status) = worker.child.try_wait()? {
+            bail!("the worker exited ({status}):\n{}", worker.log_text());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the worker did not register within 30 s:\n{}",
+                worker.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -170,121 +293,101 @@ async fn main() -> Result<()> {
         fake.add_member(group, 5_000_000 + i as i64, Role::Member);
     }
     let url = format!("redis://127.0.0.1:{}", redis.port);
-    let broker = Broker::connect(&url, "bench").await?;
     let core = Config {
-        redis_url: url,
-        prefix: "bench".into(),
+        redis_url: url.clone(),
+        prefix: PREFIX.into(),
         ..Config::default()
     };
-    let onebot = OneBotConfig {
-        api_url: fake.url(),
-        pacing: false,
-        ..OneBotConfig::default()
-    };
-    let clock = Arc::new(ManualClock::new(START_MS));
-    let db = Arc::new(LazyDb::new(
-        database_url.clone(),
-        vec![celeriac_verification::MIGRATIONS],
-    ));
-    let config = VerificationConfig {
-        admins: vec![9001],
-        ..VerificationConfig::default()
-    };
-    let paced_onebot = OneBotConfig {
-        pacing: true,
-        ..onebot.clone()
-    };
-    let paced_context = Arc::new(
-        Context::new(
-            db.clone(),
-            broker.clone(),
-            Producer::with_broker(broker.clone(), &core),
-            config.clone(),
-            paced_onebot.clone(),
-        )
-        .with_clock(clock.clone()),
-    );
-    let context = Arc::new(
-        Context::new(
-            db,
-            broker.clone(),
-            Producer::with_broker(broker, &core),
-            config,
-            onebot,
-        )
-        .with_clock(clock.clone()),
-    );
-    let mut paced_registry = Registry::new();
-    celeriac_verification::register(&mut paced_registry, paced_context);
-    let mut registry = Registry::new();
-    celeriac_verification::register(&mut registry, context.clone());
-    let bench = Bench {
-        registry,
-        context,
-        clock,
-        fake: Arc::new(fake),
-        concurrency: args.concurrency,
-    };
-    let groups: Vec<Value> = (0..args.groups)
-        .map(|g| json!({ "group": group_of(g, args.groups) }))
-        .collect();
-    let mut phases = Vec::new();
+    let keys = Keys::new(PREFIX);
+    let mut con = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let config = dir.join("celeriac.toml");
+    write_config(&config, &url, &database_url, &fake.url(), false)?;
+    let paced_config = dir.join("celeriac-paced.toml");
+    write_config(&paced_config, &url, &database_url, &fake.url(), true)?;
 
-    let joins: Vec<Value> = (0..args.members)
+    let mut worker = Worker::start(&args, &config, dir.join("worker.log"))?;
+    let registered: usize = con.zcard(keys.workers()).await?;
+    wait_registered(&mut con, &keys, &mut worker, registered).await?;
+    let (idle_mib, _) = worker.rss();
+    let mut bench = Bench {
+        producer: Producer::connect(&core).await?,
+        con: con.clone(),
+        keys: keys.clone(),
+        fake,
+        enqueued: 0,
+    };
+    let groups: Vec<i64> = (0..args.groups).map(|g| group_of(g, args.groups)).collect();
+    let mut phases = Vec::new();
+    let now_s = || celeriac_db::now_ms() / 1000;
+
+    let joins: Vec<NewJob> = (0..args.members)
         .map(|i| {
-            join(
+            celeriac_verification::intake::job(&join(
                 group_of(i, args.groups),
                 100_000 + i as i64,
-                START_MS / 1000,
-            )
+                now_s(),
+            ))
         })
         .collect();
-    let (wall, calls) = bench.run("verification.event", joins).await?;
+    let (wall, calls) = bench.run(&worker, joins).await?;
+    let (rss_mib, peak_mib) = worker.rss();
     phases.push(Phase {
         name: "joins (mute + welcome)",
         jobs: args.members,
         items: args.members,
         wall,
         calls,
-        rss_mib: rss_mib(),
+        rss_mib,
+        peak_mib,
     });
 
-    bench.clock.set(START_MS + 4 * HOUR_MS);
-    let (wall, calls) = bench.run("verification.group", groups.clone()).await?;
+    // The worker has created the tables by now.
+    let db = LazyDb::new(
+        database_url.clone(),
+        vec![celeriac_verification::MIGRATIONS],
+    );
+    let store = Store::new(db.get().await?.clone());
+    make_due(db.get().await?).await?;
+    let (wall, calls) = bench.run(&worker, group_jobs(&groups, "remind-1")).await?;
+    let (rss_mib, peak_mib) = worker.rss();
     phases.push(Phase {
         name: "reminder scan (a message per 30 members, a report)",
         jobs: args.groups,
         items: args.members,
         wall,
         calls,
-        rss_mib: rss_mib(),
+        rss_mib,
+        peak_mib,
     });
 
-    // The second reminder is due at +8 h; run it, then the kicks at +12 h.
-    bench.clock.set(START_MS + 8 * HOUR_MS);
-    bench.run("verification.group", groups.clone()).await?;
-    bench.clock.set(START_MS + 12 * HOUR_MS);
-    let (wall, calls) = bench.run("verification.group", groups.clone()).await?;
+    // The second reminder, then the kicks.
+    make_due(db.get().await?).await?;
+    bench.run(&worker, group_jobs(&groups, "remind-2")).await?;
+    make_due(db.get().await?).await?;
+    let (wall, calls) = bench.run(&worker, group_jobs(&groups, "kick")).await?;
+    let (rss_mib, peak_mib) = worker.rss();
     phases.push(Phase {
         name: "kick scan (notices, kick, recall, report)",
         jobs: args.groups,
         items: args.members,
         wall,
         calls,
-        rss_mib: rss_mib(),
+        rss_mib,
+        peak_mib,
     });
 
-    let second: Vec<Value> = (args.members..2 * args.members)
+    let second: Vec<NewJob> = (args.members..2 * args.members)
         .map(|i| {
-            join(
+            celeriac_verification::intake::job(&join(
                 group_of(i, args.groups),
                 100_000 + i as i64,
-                START_MS / 1000 + 12 * 3600,
-            )
+                now_s(),
+            ))
         })
         .collect();
-    bench.run("verification.event", second).await?;
-    let store = bench.context.store().await?;
+    bench.run(&worker, second).await?;
     let mut answers = Vec::with_capacity(args.members);
     for i in args.members..2 * args.members {
         let user = 100_000 + i as i64;
@@ -292,78 +395,85 @@ async fn main() -> Result<()> {
             .member(group_of(i, args.groups), user)
             .await?
             .context("a joined member")?;
-        answers.push(
-            json!({"post_type": "message", "message_type": "private", "sub_type": "group",
-            "time": START_MS / 1000, "self_id": BOT, "message_id": i, "user_id": user,
+        answers.push(celeriac_verification::intake::job(
+            &json!({"post_type": "message", "message_type": "private", "sub_type": "group",
+            "time": now_s(), "self_id": BOT, "message_id": i, "user_id": user,
             "message": format!("my code is {}", m.code), "raw_message": ""}),
-        );
+        ));
     }
-    let (wall, calls) = bench.run("verification.event", answers).await?;
+    let (wall, calls) = bench.run(&worker, answers).await?;
+    let (rss_mib, peak_mib) = worker.rss();
     phases.push(Phase {
         name: "answers (verify, unmute, message, recall)",
         jobs: args.members,
         items: args.members,
         wall,
         calls,
-        rss_mib: rss_mib(),
+        rss_mib,
+        peak_mib,
     });
 
     let mut paced = Vec::new();
+    let mut paced_peak = None;
     if args.paced_members > 0 {
-        let joins: Vec<Value> = (0..args.paced_members)
+        // The joins on the unpaced worker, then a paced one for the scans.
+        let joins: Vec<NewJob> = (0..args.paced_members)
             .map(|i| {
                 let group = paced_group_of(i, args.paced_groups);
-                join(group, 5_000_000 + i as i64, START_MS / 1000 + 24 * 3600)
+                celeriac_verification::intake::job(&join(group, 5_000_000 + i as i64, now_s()))
             })
             .collect();
-        // 08:00, 12:00, 16:00 and 20:00 in Shanghai the next day: outside the quiet hours.
-        bench.clock.set(START_MS + 24 * HOUR_MS);
-        bench.run("verification.event", joins).await?;
-        let paced_bench = Bench {
-            registry: paced_registry,
-            context: bench.context.clone(),
-            clock: bench.clock.clone(),
-            fake: bench.fake.clone(),
-            concurrency: args.concurrency,
-        };
-        let groups: Vec<Value> = (0..args.paced_groups)
-            .map(|g| json!({ "group": paced_group_of(g, args.paced_groups) }))
+        bench.run(&worker, joins).await?;
+        worker.stop();
+        let mut paced_worker = Worker::start(&args, &paced_config, dir.join("worker-paced.log"))?;
+        let registered: usize = con.zcard(keys.workers()).await?;
+        wait_registered(&mut con, &keys, &mut paced_worker, registered).await?;
+        let groups: Vec<i64> = (0..args.paced_groups)
+            .map(|g| paced_group_of(g, args.paced_groups))
             .collect();
         let kicks_before = bench.fake.calls_of("set_group_kick").len();
-        bench.clock.set(START_MS + 28 * HOUR_MS);
-        let (wall, calls) = paced_bench
-            .run("verification.group", groups.clone())
+        make_due(db.get().await?).await?;
+        let (wall, calls) = bench
+            .run(&paced_worker, group_jobs(&groups, "paced-remind-1"))
             .await?;
         paced.push(("reminders", calls, 0, wall));
-        // The second reminder unpaced, then the kicks paced.
-        bench.clock.set(START_MS + 32 * HOUR_MS);
-        bench.run("verification.group", groups.clone()).await?;
-        bench.clock.set(START_MS + 36 * HOUR_MS);
-        let (wall, calls) = paced_bench.run("verification.group", groups).await?;
+        make_due(db.get().await?).await?;
+        bench
+            .run(&paced_worker, group_jobs(&groups, "paced-remind-2"))
+            .await?;
+        make_due(db.get().await?).await?;
+        let (wall, calls) = bench
+            .run(&paced_worker, group_jobs(&groups, "paced-kick"))
+            .await?;
         let kicks = bench.fake.calls_of("set_group_kick").len() - kicks_before;
         paced.push(("kicks", calls, kicks, wall));
+        paced_peak = Some(paced_worker.rss().1);
+        paced_worker.stop();
+    } else {
+        worker.stop();
     }
 
     println!(
-        "| phase ({} members in {} groups, {} jobs at once, pacing off) | jobs | wall | members/s | OneBot calls | calls/s | RSS after |",
+        "| phase ({} members in {} groups, {} jobs at once, pacing off) | jobs | wall | members/s | OneBot calls | calls/s | worker RSS after | worker peak RSS so far |",
         args.members, args.groups, args.concurrency
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for p in &phases {
         let secs = p.wall.as_secs_f64();
         println!(
-            "| {} | {} | {:.2} s | {:.0} | {} | {:.0} | {} MiB |",
+            "| {} | {} | {:.2} s | {:.0} | {} | {:.0} | {:.1} MiB | {:.1} MiB |",
             p.name,
             p.jobs,
             secs,
             p.items as f64 / secs,
             p.calls,
             p.calls as f64 / secs,
-            p.rss_mib
+            p.rss_mib,
+            p.peak_mib
         );
     }
     if !paced.is_empty() {
-        let onebot = &bench.context.onebot;
+        let onebot = OneBotConfig::default();
         println!();
         println!(
             "| paced phase ({} members in {} groups, rate {}/s, kicks {:?} apart) | OneBot calls | kicks | computed (limiter) | measured |",
@@ -376,21 +486,21 @@ async fn main() -> Result<()> {
         for (name, calls, kicks, wall) in &paced {
             println!(
                 "| {name} | {calls} | {kicks} | {:.1} s | {:.1} s |",
-                paced_bound(*calls, *kicks, onebot).as_secs_f64(),
+                paced_bound(*calls, *kicks, &onebot).as_secs_f64(),
                 wall.as_secs_f64()
             );
         }
     }
     println!();
-    println!(
-        "peak RSS of the process (handlers, fake OneBot, SQLite): {} MiB",
-        common::peak_rss_kib(std::process::id()).unwrap_or(0) / 1024
-    );
+    println!("worker RSS idle after start (before the first job): {idle_mib:.1} MiB");
+    if let Some(peak) = paced_peak {
+        println!("paced worker peak RSS: {peak:.1} MiB");
+    }
     eprintln!(
         "database: {}",
         celeriac_core::config::redact_url(&database_url)
     );
-    drop(store);
+    store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

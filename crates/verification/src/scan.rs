@@ -428,13 +428,7 @@ async fn report(context: &Context, store: &Store, summary: &GroupSummary) -> Res
     else {
         return Ok(false);
     };
-    let pending = store
-        .group_stats()
-        .await?
-        .into_iter()
-        .find(|g| g.group_id == summary.group)
-        .and_then(|g| g.members.get("pending").copied())
-        .unwrap_or(0);
+    let pending = store.pending_in(summary.group).await?;
     let message = config.template(TemplateKind::Report).render(
         &[],
         &[

@@ -28,6 +28,7 @@ on_both!(
     a_dry_run_plans_without_sending_or_writing,
     finished_actions_past_retention_are_pruned,
     a_long_outbox_runs_in_slices,
+    the_report_counts_the_groups_own_pending_members,
 );
 
 async fn a_join_mutes_and_welcomes_once(db: &str) {
@@ -493,4 +494,27 @@ async fn a_long_outbox_runs_in_slices(db: &str) {
         .filter(|t| t.contains("即将被移出群聊"))
         .count();
     assert_eq!(notices, 1);
+}
+
+async fn the_report_counts_the_groups_own_pending_members(db: &str) {
+    let mut c = config();
+    c.templates.report = "group {group}: {pending} pending".into();
+    let w = World::with(db, c, None).await;
+    w.fake.add_member(OTHER_GROUP, 3001, Role::Member);
+    w.join(GROUP, 1001).await;
+    w.join(GROUP, 1002).await;
+    w.join(OTHER_GROUP, 3001).await;
+    let m = w.member(GROUP, 1001).await;
+    assert!(is_done(&w.event(private_event(1001, &m.code)).await));
+    let store = w.store().await;
+    assert_eq!(store.pending_in(GROUP).await.unwrap(), 1);
+    assert_eq!(store.pending_in(OTHER_GROUP).await.unwrap(), 1);
+    assert_eq!(store.pending_in(300).await.unwrap(), 0);
+    // +4 h: 1002 is reminded; the report counts GROUP's pending member, not OTHER_GROUP's.
+    w.clock.set(START + 4 * HOUR);
+    assert!(is_done(&w.scan_group(GROUP).await));
+    assert_eq!(
+        w.private_texts(REPORT_TO),
+        vec![format!("group {GROUP}: 1 pending")]
+    );
 }

@@ -198,6 +198,18 @@ impl Store {
         Ok(rows.into_iter().map(|(g,)| g).collect())
     }
 
+    /// How many members of `group` are pending (one group's count, through the group's index:
+    /// a group job's report must not count every group's members).
+    pub async fn pending_in(&self, group: i64) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM verification_members WHERE group_id = $1 AND status = 'pending'",
+        )
+        .bind(group)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n)
+    }
+
     /// Members by status per group, with each group's next due step.
     pub async fn group_stats(&self) -> Result<Vec<GroupStats>> {
         let rows: Vec<(i64, String, i64, Option<i64>)> = sqlx::query_as(
