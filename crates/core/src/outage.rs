@@ -13,6 +13,9 @@ use tokio::sync::Notify;
 pub const FIRST_REMINDER_GAP: Duration = Duration::from_secs(5);
 /// Longest pause between two reminders.
 pub const MAX_REMINDER_GAP: Duration = Duration::from_secs(60);
+/// How soon after the first failure a success is taken for a call already in flight rather than
+/// for Redis answering again (see [`Outage::ok`]).
+pub const IN_FLIGHT_WINDOW: Duration = Duration::from_millis(250);
 
 /// Whether Redis answers, as the calls of one process saw it.
 #[derive(Debug, Default)]
@@ -90,6 +93,12 @@ impl Outage {
     pub fn ok(&self) -> Option<Ended> {
         let ended = {
             let mut s = self.state.lock().ok()?;
+            // A call that answers within moments of the first failure was on its way before
+            // it (several loops share the connection): it does not show that Redis is back, and
+            // ending the outage on it would log the same outage twice.
+            if s.down_since.is_some_and(|t| t.elapsed() < IN_FLIGHT_WINDOW) {
+                return None;
+            }
             let since = s.down_since.take()?;
             Ended {
                 down: since.elapsed(),
@@ -121,6 +130,12 @@ impl Outage {
 mod tests {
     use super::*;
 
+    /// Move the outage's start past the in-flight window.
+    fn backdate(o: &Outage) {
+        let mut s = o.state.lock().unwrap();
+        s.down_since = s.down_since.map(|t| t - IN_FLIGHT_WINDOW);
+    }
+
     #[test]
     fn an_outage_starts_once_and_ends_once() {
         let o = Outage::new();
@@ -130,6 +145,8 @@ mod tests {
             assert_eq!(o.failed(), Report::Quiet, "said once");
         }
         assert!(o.is_down());
+        assert_eq!(o.ok(), None, "a call in flight at the failure ends nothing");
+        backdate(&o);
         let ended = o.ok().expect("the outage ended");
         assert_eq!(ended.failures, 101);
         assert_eq!(o.ok(), None, "ended once");
@@ -165,6 +182,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
+        backdate(&o);
         o.ok();
         tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
