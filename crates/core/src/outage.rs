@@ -14,7 +14,8 @@ pub const FIRST_REMINDER_GAP: Duration = Duration::from_secs(5);
 /// Longest pause between two reminders.
 pub const MAX_REMINDER_GAP: Duration = Duration::from_secs(60);
 /// How soon after the first failure a success is taken for a call already in flight rather than
-/// for Redis answering again (see [`Outage::ok`]).
+/// for Redis answering again (see [`Outage::ok`]), and after the end of an outage a failure for
+/// a connection it broke rather than a new outage (see [`Outage::failed`]).
 pub const IN_FLIGHT_WINDOW: Duration = Duration::from_millis(250);
 
 /// Whether Redis answers, as the calls of one process saw it.
@@ -28,6 +29,8 @@ pub struct Outage {
 struct State {
     /// When the first failed call of the current outage happened.
     down_since: Option<Instant>,
+    /// When the last outage ended.
+    ended_at: Option<Instant>,
     failures: u64,
     next_reminder: Option<Instant>,
     gap: Duration,
@@ -69,8 +72,13 @@ impl Outage {
         let Ok(mut s) = self.state.lock() else {
             return Report::Quiet;
         };
-        s.failures += 1;
         let now = Instant::now();
+        // A connection broken by the outage that just ended fails once more when next used
+        // (the wake-up wait, say): not a new outage. A real one fails again on the next call.
+        if s.down_since.is_none() && s.ended_at.is_some_and(|t| t.elapsed() < IN_FLIGHT_WINDOW) {
+            return Report::Quiet;
+        }
+        s.failures += 1;
         let Some(since) = s.down_since else {
             s.down_since = Some(now);
             s.gap = FIRST_REMINDER_GAP;
@@ -100,6 +108,7 @@ impl Outage {
                 return None;
             }
             let since = s.down_since.take()?;
+            s.ended_at = Some(Instant::now());
             Ended {
                 down: since.elapsed(),
                 failures: std::mem::take(&mut s.failures),
@@ -151,6 +160,15 @@ mod tests {
         assert_eq!(ended.failures, 101);
         assert_eq!(o.ok(), None, "ended once");
         assert!(!o.is_down());
+        assert_eq!(
+            o.failed(),
+            Report::Quiet,
+            "a stale connection's last failure"
+        );
+        assert!(!o.is_down());
+        if let Ok(mut s) = o.state.lock() {
+            s.ended_at = s.ended_at.map(|t| t - IN_FLIGHT_WINDOW);
+        }
         assert_eq!(o.failed(), Report::Started, "a new outage");
     }
 
