@@ -112,6 +112,7 @@ fn recorder() -> PrometheusHandle {
                 .install_recorder()
                 .expect("the metrics recorder is installed once, here");
             celeriac_worker::metrics::describe();
+            celeriac_worker::metrics::enable();
             celeriac_cron::metrics::describe();
             metrics::describe_gauge!("celeriac_queue_jobs", "Jobs of a queue in each state.");
             metrics::describe_gauge!(

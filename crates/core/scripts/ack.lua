@@ -63,16 +63,21 @@ for i = FIRST_GROUP, #ARGV, GROUP do
     -- This delivery finished without killing its worker: the job is no longer a suspect.
     if f[3] and op ~= 'release' and op ~= 'expired' then redis.call('HDEL', jk, 'lost', 'lost_tokens') end
     if op == 'ok' then
-      local fields = { 'state', 'succeeded', 'finished_us', now_us }
-      if a ~= '' then
-        fields[#fields + 1] = 'result'
-        fields[#fields + 1] = a
+      if a == '' and progress == '' then
+        -- the common case, without building a table per job
+        redis.call('HSET', jk, 'state', 'succeeded', 'finished_us', now_us)
+      else
+        local fields = { 'state', 'succeeded', 'finished_us', now_us }
+        if a ~= '' then
+          fields[#fields + 1] = 'result'
+          fields[#fields + 1] = a
+        end
+        if progress ~= '' then
+          fields[#fields + 1] = 'progress'
+          fields[#fields + 1] = progress
+        end
+        redis.call('HSET', jk, unpack(fields))
       end
-      if progress ~= '' then
-        fields[#fields + 1] = 'progress'
-        fields[#fields + 1] = progress
-      end
-      redis.call('HSET', jk, unpack(fields))
       succ[#succ + 1] = now_ms
       succ[#succ + 1] = id
       processed = processed + 1

@@ -33,9 +33,10 @@ local lease_until = now_ms + lease_ms
 local next_token = redis.call('INCRBY', tokens_key, #ids) - #ids
 local sent = 0
 local lease = {}
--- Ids leased by this call: their active-set entries are added at the end, so a second copy of
--- one later in the batch (an id pushed twice) is a leftover, not a stray.
-local leased_now = {}
+-- Tokens this call hands out are above this one: a second copy later in the batch of an id
+-- leased by this call (an id pushed twice) is a leftover, not a stray, although its
+-- active-set entry is only added at the end.
+local tokens_before = next_token
 local stop_at = nil
 for i, id in ipairs(ids) do
   local jk = base .. 'job:' .. id
@@ -62,7 +63,6 @@ for i, id in ipairs(ids) do
       'worker', worker, 'started_us', now_us)
     lease[#lease + 1] = lease_until
     lease[#lease + 1] = id
-    leased_now[id] = true
     local msg = f[4] or ''
     local len = #msg
     if len > cap then msg = '' end
@@ -85,7 +85,7 @@ for i, id in ipairs(ids) do
     end
   elseif not KNOWN_STATE[f[1]] then
     bury_orphan(base, dead_key, id, now_ms, now_us, 'job record has state ' .. string.format('%q', f[1]) .. '; a producer writes "pending" (or "scheduled" with a run-at) (see docs/wire-format.md)', found, 'pending')
-  elseif not leased_now[id] then
+  elseif not (f[1] == 'active' and (tonumber(f[2]) or 0) > tokens_before) then
     misplaced(base, found, id, 'pending', f[1], now_ms)
   end
 end

@@ -150,32 +150,24 @@ async fn execute(
     let started = std::time::Instant::now();
     let _ran = RanFor(started, seen);
     let _cancel_on_exit = cancel.clone().drop_guard();
-    // Biased: a lease already lost or passed stops the run before the handler is polled.
+    // A lease already lost or passed, or a shutdown past its grace, stops the run before the
+    // handler is polled.
+    if let Some(stopped) = stopped_before_start(shared, lease) {
+        return stopped;
+    }
+    // Biased, the handler first: one that finishes at its first poll arms neither its timeout
+    // nor the lease's expiry timer (most jobs, and the cost a drain pays per job). While it
+    // waits, the other branches are polled after it and stop it as soon as they fire.
     let outcome = tokio::select! {
         biased;
-        _ = lease.lost.cancelled() => {
-            warn!("lease lost (job cancelled or taken back): handler stopped, result dropped");
-            return None;
-        }
-        _ = lease.expired() => {
-            // Self-fencing: no renewal reached Redis for a whole lease (a partition, or Redis
-            // down). Redis's deadline is later than ours and the sweep waits `lease_grace`
-            // more, so stopping now means no other worker has started this job yet.
-            error!(
-                lease_ms = shared.config.worker.lease.as_millis() as u64,
-                "lease passed unrenewed with the handler still running (Redis unreachable): handler stopped before another worker can take the job; it is handed back once Redis answers"
-            );
-            return Some(AckOp::Expired);
-        }
-        _ = shared.hard_stop.cancelled() => {
-            warn!("shutdown grace period over: job handed back");
-            return Some(AckOp::Release);
-        }
         r = tokio::time::timeout(timeout, running) => match r {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(panic)) => Outcome::Retry(format!("handler panicked: {}", panic_message(&panic))),
             Err(_) => Outcome::Retry(format!("timed out after {}", humantime::format_duration(timeout))),
         },
+        _ = lease.lost.cancelled() => return lease_lost(),
+        _ = lease.expired() => return lease_passed(shared),
+        _ = shared.hard_stop.cancelled() => return grace_over(),
     };
     Some(match outcome {
         Outcome::Done(result) => {
@@ -212,6 +204,40 @@ async fn execute(
             AckOp::Retry { error, delay }
         }
     })
+}
+
+/// Why a run stops before its handler is first polled, if it does.
+fn stopped_before_start(shared: &Shared, lease: &Lease) -> Option<Option<AckOp>> {
+    if lease.lost.is_cancelled() {
+        Some(lease_lost())
+    } else if lease.has_passed() {
+        Some(lease_passed(shared))
+    } else if shared.hard_stop.is_cancelled() {
+        Some(grace_over())
+    } else {
+        None
+    }
+}
+
+fn lease_lost() -> Option<AckOp> {
+    warn!("lease lost (job cancelled or taken back): handler stopped, result dropped");
+    None
+}
+
+/// Self-fencing: no renewal reached Redis for a whole lease (a partition, or Redis down).
+/// Redis's deadline is later than ours and the sweep waits `lease_grace` more, so stopping now
+/// means no other worker has started this job yet.
+fn lease_passed(shared: &Shared) -> Option<AckOp> {
+    error!(
+        lease_ms = shared.config.worker.lease.as_millis() as u64,
+        "lease passed unrenewed with the handler still running (Redis unreachable): handler stopped before another worker can take the job; it is handed back once Redis answers"
+    );
+    Some(AckOp::Expired)
+}
+
+fn grace_over() -> Option<AckOp> {
+    warn!("shutdown grace period over: job handed back");
+    Some(AckOp::Release)
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

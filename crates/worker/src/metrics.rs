@@ -14,6 +14,20 @@
 //! | `celeriac_redis_errors_total` | counter | `operation` |
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether a recorder was installed: until [`enable`] is called, every recording function
+/// returns at once, so a worker with no metrics endpoint builds no label strings per job.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Record the worker's metrics from now on: call it once the recorder is installed.
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// Jobs whose attempt ended, by outcome.
 pub const JOBS_FINISHED: &str = "celeriac_jobs_finished_total";
@@ -77,29 +91,47 @@ impl Finished {
 }
 
 pub(crate) fn finished(queue: &str, kind: &str, outcome: Finished) {
+    if !enabled() {
+        return;
+    }
     counter!(JOBS_FINISHED, "queue" => queue.to_string(), "kind" => kind.to_string(), "outcome" => outcome.as_str())
         .increment(1);
 }
 
 pub(crate) fn dead(queue: &str, kind: &str, reason: &'static str) {
+    if !enabled() {
+        return;
+    }
     counter!(JOBS_DEAD, "queue" => queue.to_string(), "kind" => kind.to_string(), "reason" => reason)
         .increment(1);
 }
 
 pub(crate) fn duration(queue: &str, kind: &str, seconds: f64) {
+    if !enabled() {
+        return;
+    }
     histogram!(JOB_DURATION, "queue" => queue.to_string(), "kind" => kind.to_string())
         .record(seconds);
 }
 
 pub(crate) fn in_flight(queue: &str, delta: f64) {
+    if !enabled() {
+        return;
+    }
     gauge!(JOBS_IN_FLIGHT, "queue" => queue.to_string()).increment(delta);
 }
 
 pub(crate) fn fetched(queue: &str, jobs: usize) {
+    if !enabled() {
+        return;
+    }
     histogram!(FETCH_BATCH_SIZE, "queue" => queue.to_string()).record(jobs as f64);
 }
 
 pub(crate) fn recovered(queue: &str, requeued: u64, buried: u64) {
+    if !enabled() {
+        return;
+    }
     counter!(LEASE_RECOVERIES, "queue" => queue.to_string(), "result" => "requeued")
         .increment(requeued);
     counter!(LEASE_RECOVERIES, "queue" => queue.to_string(), "result" => "buried")
@@ -107,5 +139,8 @@ pub(crate) fn recovered(queue: &str, requeued: u64, buried: u64) {
 }
 
 pub(crate) fn redis_error(operation: &'static str) {
+    if !enabled() {
+        return;
+    }
     counter!(REDIS_ERRORS, "operation" => operation).increment(1);
 }

@@ -64,6 +64,11 @@ impl Lease {
         self.finished.store(true, Ordering::Release);
     }
 
+    /// Whether the lease has passed unrenewed already.
+    pub fn has_passed(&self) -> bool {
+        Instant::now() >= self.valid_until()
+    }
+
     /// Resolves once the lease has passed unrenewed.
     pub async fn expired(&self) {
         loop {
