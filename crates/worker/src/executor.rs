@@ -177,6 +177,8 @@ async fn execute(
             Err(_) => Outcome::Retry(format!("timed out after {}", humantime::format_duration(timeout))),
         },
     };
+    // The kind's delay (backoff or schedule), the handler's, or the longer of the two.
+    let retry_in = policy.delay_after(&outcome, fetched.attempt);
     Some(match outcome {
         Outcome::Done(result) => {
             debug!("succeeded");
@@ -193,7 +195,7 @@ async fn execute(
                 reason: DeadReason::Discarded,
             }
         }
-        Outcome::Retry(error) | Outcome::RetryAfter(error, _)
+        Outcome::Retry(error) | Outcome::RetryAfter(error, _) | Outcome::RetryAtLeast(error, _)
             if fetched.attempt >= max_attempts =>
         {
             error!(%error, max_attempts, "failed its last attempt: dead");
@@ -202,13 +204,9 @@ async fn execute(
                 reason: DeadReason::MaxAttempts,
             }
         }
-        Outcome::Retry(error) => {
-            let delay = policy.backoff.delay(fetched.attempt);
+        Outcome::Retry(error) | Outcome::RetryAfter(error, _) | Outcome::RetryAtLeast(error, _) => {
+            let delay = retry_in.unwrap_or_default();
             warn!(%error, retry_in_ms = delay.as_millis() as u64, "failed: will retry");
-            AckOp::Retry { error, delay }
-        }
-        Outcome::RetryAfter(error, delay) => {
-            warn!(%error, retry_in_ms = delay.as_millis() as u64, "failed: will retry when the handler asked");
             AckOp::Retry { error, delay }
         }
     })
