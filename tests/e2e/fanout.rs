@@ -13,7 +13,7 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(60);
 
 /// Webhooks may reach the sinks on 127.0.0.1; retries come 200 ms apart, three attempts.
-const CONFIG: &str = "[fanout]\nallow_private_networks = true\nretry_schedule = [\"0s\", \"200ms\", \"200ms\"]\nretry_jitter = 0.0\n";
+const CONFIG: &str = "[fanout]\nallow_private_networks = true\n[kinds.\"fanout.deliver\"]\nretry_schedule = [\"0s\", \"200ms\", \"200ms\"]\nretry_jitter = 0.0\n";
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
