@@ -128,6 +128,8 @@ async fn run(c: &Context, p: BroadcastJob, job: &Job) -> Result<serde_json::Valu
     let batch = c
         .producer
         .batch(id.clone(), stored.queue.clone())
+        // A broadcast_id of its own: `celeriac status JOB` still finds the batch.
+        .parent(job.queue.clone(), job.id.clone())
         .on_complete(
             NewJob::new(
                 crate::COMPLETE_KIND,
