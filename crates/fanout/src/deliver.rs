@@ -133,7 +133,8 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
                 .parse()
                 .map_err(|_| Error::Corrupt(format!("{:?} is not a QQ number", d.target)))?;
             let bot = c.bot().await?;
-            match channel::onebot::send(&bot, d.channel, target, &broadcast.message).await {
+            let pause = c.onebot.breaker_open_for;
+            match channel::onebot::send(&bot, d.channel, target, &broadcast.message, pause).await {
                 Ok(sent) => sent,
                 Err(wait) => return Err(Error::Paused(wait)),
             }
