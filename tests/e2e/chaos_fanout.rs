@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Webhooks may reach the sink; a failed attempt is retried after 100 ms.
-const FANOUT: &str = "[fanout]\nallow_private_networks = true\nretry_schedule = [\"0s\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\"]\nretry_jitter = 0.0\n";
+const FANOUT: &str = "[fanout]\nallow_private_networks = true\n[kinds.\"fanout.deliver\"]\nretry_schedule = [\"0s\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\", \"100ms\"]\nretry_jitter = 0.0\n";
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

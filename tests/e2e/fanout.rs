@@ -13,7 +13,7 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(60);
 
 /// Webhooks may reach the sinks on 127.0.0.1; retries come 200 ms apart, three attempts.
-const CONFIG: &str = "[fanout]\nallow_private_networks = true\nretry_schedule = [\"0s\", \"200ms\", \"200ms\"]\nretry_jitter = 0.0\n";
+const CONFIG: &str = "[fanout]\nallow_private_networks = true\n[kinds.\"fanout.deliver\"]\nretry_schedule = [\"0s\", \"200ms\", \"200ms\"]\nretry_jitter = 0.0\n";
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
@@ -160,6 +160,28 @@ async fn fanout_send_delivers_retries_disables_and_completes_once() {
         batch
     );
     assert_eq!(sink.hits("/ok"), 1);
+
+    // A broadcast whose id is not its job's: `status JOB` shows its batch all the same, and
+    // `fanout status` finds it by the broadcast id.
+    env.enqueue(
+        "fanout.broadcast",
+        r#"{"topic": "news", "message": "again", "broadcast_id": "bc-2"}"#,
+        &["--id", "send-2"],
+    );
+    assert_eq!(env.wait_final("send-2", T)["state"], "succeeded");
+    env.wait_final("bc-2:complete", T);
+    let job = env.status("send-2");
+    assert_eq!(job["spawned"]["id"], "bc-2", "{job}");
+    assert_eq!(
+        (job["batch"]["id"].as_str(), job["batch"]["total"].as_u64()),
+        (Some("bc-2"), Some(2)),
+        "the two active subscribers: {job}"
+    );
+    assert!(job["batch"]["completed_at"].is_string(), "{job}");
+    let bc2 = json(&env.ok(&["fanout", "status", "bc-2", "--json"]));
+    assert_eq!(bc2["batch"], job["batch"], "{bc2}");
+    let human = env.ok(&["status", "send-2"]);
+    assert!(human.contains("bc-2"), "{human}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The one list of Celeriac's domains: each one's config sections, job kinds, registration
-//! with a worker, default schedules and database migrations. `celeriac worker`, `celeriac
+//! The one list of Celeriac's domains: each one's config sections, job kinds, the retry
+//! policy defaults of those kinds, registration with a worker, default schedules and database
+//! migrations. `celeriac worker`, `celeriac
 //! cron`'s kind check, `celeriac migrate` and the tests all go through here; adding a domain
 //! means adding it here (and its CLI command), nothing in the runtime crates.
 
@@ -46,6 +47,12 @@ pub fn kinds() -> Vec<String> {
         .collect();
     kinds.sort();
     kinds
+}
+
+/// The retry policy defaults domains give their kinds (under the operator's `[kinds]`); the
+/// same ones their `register` gives a worker's registry.
+pub fn kind_defaults() -> Vec<(String, celeriac_worker::config::KindConfig)> {
+    celeriac_fanout::kind_defaults()
 }
 
 /// Every domain's migrations (their versions do not overlap).

@@ -42,7 +42,8 @@ impl Settings {
             layers.set_flag(key, value.clone());
         }
         let settings = Settings {
-            worker: celeriac_worker::Settings::from_layers(&layers)?,
+            worker: celeriac_worker::Settings::from_layers(&layers)?
+                .with_defaults(domains::kind_defaults()),
             cron: layers.section()?,
             db: layers.section()?,
             log: layers.section()?,
@@ -133,6 +134,9 @@ mod tests {
         let built_in = Settings::load(None, none(), &[]).unwrap();
         assert_eq!(shipped, built_in);
         assert_eq!(built_in.cron.schedules, domains::default_schedules());
+        // The domains' defaults of their kinds are there, as in a worker's registry.
+        assert_eq!(built_in.worker.policy("fanout.deliver").max_attempts, 8);
+        assert!(built_in.worker.policy("fanout.deliver").schedule.is_some());
     }
 
     #[test]
@@ -193,6 +197,18 @@ mod tests {
                 "not a network",
             ),
             ("[log]\nlevel = \"loud\"\n", "log.level"),
+            (
+                "[fanout]\nretry_schedule = [\"0s\", \"5s\"]\n",
+                "`fanout.retry_schedule`: has moved",
+            ),
+            (
+                "[fanout]\nretry_jitter = 0.1\n",
+                "under [kinds.\"fanout.deliver\"]",
+            ),
+            (
+                "[kinds.\"fanout.deliver\"]\nretry_schedule = [\"1s\"]\n",
+                "kinds.\"fanout.deliver\".retry_schedule",
+            ),
             (
                 "[[cron.schedules]]\nname = \"a b\"\nschedule = \"* * * * *\"\nkind = \"noop\"\n",
                 "name",

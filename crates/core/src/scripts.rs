@@ -41,6 +41,7 @@ script!(ENQUEUE, "enqueue.lua", CREATES);
 script!(CRON_ENQUEUE, "cron_enqueue.lua", CREATES);
 script!(BATCH_ADD, "batch_add.lua", CREATES);
 script!(BATCH_SEAL, "batch_seal.lua", CREATES);
+script!(BATCH_PARENT, "batch_parent.lua", CREATES);
 script!(FETCH, "fetch.lua", DRAINS);
 script!(ACK, "ack.lua", DRAINS);
 script!(EXTEND, "extend.lua", DRAINS);

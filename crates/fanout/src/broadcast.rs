@@ -128,6 +128,8 @@ async fn run(c: &Context, p: BroadcastJob, job: &Job) -> Result<serde_json::Valu
     let batch = c
         .producer
         .batch(id.clone(), stored.queue.clone())
+        // A broadcast_id of its own: `celeriac status JOB` still finds the batch.
+        .parent(job.queue.clone(), job.id.clone())
         .on_complete(
             NewJob::new(
                 crate::COMPLETE_KIND,
@@ -137,7 +139,8 @@ async fn run(c: &Context, p: BroadcastJob, job: &Job) -> Result<serde_json::Valu
             )
             .id(format!("{id}:complete")),
         );
-    let attempts = c.config.attempts();
+    // No max_attempts of their own: the kind's policy (its schedule) decides, as configured
+    // when each attempt runs.
     let children: Vec<NewJob> = keys
         .into_iter()
         .map(|key| {
@@ -145,9 +148,7 @@ async fn run(c: &Context, p: BroadcastJob, job: &Job) -> Result<serde_json::Valu
                 broadcast: id.clone(),
                 recipient: key,
             };
-            NewJob::new(crate::DELIVER_KIND, json!(d))
-                .id(d.job_id())
-                .max_attempts(attempts)
+            NewJob::new(crate::DELIVER_KIND, json!(d)).id(d.job_id())
         })
         .collect();
     let total = children.len();

@@ -1,14 +1,18 @@
-//! `[fanout]`: how deliveries are sent and retried.
+//! `[fanout]`: how deliveries are sent and throttled. When they are retried is the retry
+//! policy of their kind, `[kinds."fanout.deliver"]` (default: [`DEFAULT_FANOUT_RETRY_SCHEDULE`],
+//! see [`crate::kind_defaults`]).
 
 use celeriac_core::config::{duration, FieldError, Section};
 use celeriac_http::{AddressPolicy, Network};
-use serde::{Deserialize, Deserializer};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use std::time::Duration;
 
 /// Deadline of one webhook request (connect, headers and body).
 pub const DEFAULT_FANOUT_TIMEOUT: Duration = Duration::from_secs(15);
-/// When each attempt of a delivery runs, from the first failure's view: the first attempt at
-/// once, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (Standard Webhooks' schedule).
+/// When each attempt of a delivery runs, unless `[kinds."fanout.deliver"] retry_schedule` says
+/// otherwise: the first attempt at once, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h
+/// (Standard Webhooks' schedule).
 pub const DEFAULT_FANOUT_RETRY_SCHEDULE: &[Duration] = &[
     Duration::from_secs(0),
     Duration::from_secs(5),
@@ -37,12 +41,10 @@ pub struct FanoutConfig {
     /// Deadline of one webhook request.
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
-    /// When each attempt runs: the first entry is the first attempt (normally `"0s"`), entry
-    /// `n` the delay after attempt `n` failed. Its length is the attempts a delivery gets.
-    #[serde(deserialize_with = "durations")]
-    pub retry_schedule: Vec<Duration>,
-    /// Fraction (0 to 1) by which each retry delay is moved either way at random.
-    pub retry_jitter: f64,
+    /// Moved to `[kinds."fanout.deliver"] retry_schedule`: refused with a message saying so.
+    pub retry_schedule: Option<IgnoredAny>,
+    /// Moved to `[kinds."fanout.deliver"] retry_jitter`: refused with a message saying so.
+    pub retry_jitter: Option<IgnoredAny>,
     /// Longest `Retry-After` (of a 429, 502, 503 or 504) honoured.
     #[serde(deserialize_with = "duration")]
     pub retry_after_cap: Duration,
@@ -63,8 +65,8 @@ impl Default for FanoutConfig {
     fn default() -> Self {
         FanoutConfig {
             timeout: DEFAULT_FANOUT_TIMEOUT,
-            retry_schedule: DEFAULT_FANOUT_RETRY_SCHEDULE.to_vec(),
-            retry_jitter: DEFAULT_FANOUT_RETRY_JITTER,
+            retry_schedule: None,
+            retry_jitter: None,
             retry_after_cap: DEFAULT_FANOUT_RETRY_AFTER_CAP,
             per_host: DEFAULT_FANOUT_PER_HOST,
             keep_response_bytes: DEFAULT_FANOUT_KEEP_RESPONSE_BYTES,
@@ -75,19 +77,6 @@ impl Default for FanoutConfig {
     }
 }
 
-fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .iter()
-        .map(|s| {
-            humantime::parse_duration(s).map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "{s:?} is not a duration ({e}); write it like \"0s\", \"5s\", \"5m\" or \"10h\""
-                ))
-            })
-        })
-        .collect()
-}
-
 impl FanoutConfig {
     /// The address policy of the webhook client.
     pub fn address_policy(&self) -> AddressPolicy {
@@ -96,19 +85,6 @@ impl FanoutConfig {
             allowed: self.allowed_networks.clone(),
             section: "fanout",
         }
-    }
-
-    /// Attempts a delivery gets: one per schedule entry.
-    pub fn attempts(&self) -> u32 {
-        self.retry_schedule.len() as u32
-    }
-
-    /// The delay before the attempt after attempt `attempt` (from 1) failed, jittered; `None`
-    /// when the schedule has no further attempt.
-    pub fn retry_delay(&self, attempt: u32) -> Option<Duration> {
-        let base = *self.retry_schedule.get(attempt as usize)?;
-        let jitter = (fastrand::f64() * 2.0 - 1.0) * self.retry_jitter;
-        Some(base.mul_f64((1.0 + jitter).max(0.0)))
     }
 }
 
@@ -131,33 +107,19 @@ impl FanoutConfig {
                 "must be more than 0 and at most 5m".into(),
             ));
         }
-        if !(1..=50).contains(&self.retry_schedule.len()) {
-            return Err((
-                "fanout.retry_schedule",
-                format!(
-                    "must list 1 to 50 delays (the first is the first attempt's, normally \"0s\"), got {}",
-                    self.retry_schedule.len()
-                ),
-            ));
-        }
-        if let Some(d) = self
-            .retry_schedule
-            .iter()
-            .find(|d| **d > Duration::from_secs(7 * 86400))
-        {
-            return Err((
-                "fanout.retry_schedule",
-                format!(
-                    "each delay must be at most 7d, got {}",
-                    humantime::format_duration(*d)
-                ),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.retry_jitter) {
-            return Err((
-                "fanout.retry_jitter",
-                format!("must be 0 to 1, got {}", self.retry_jitter),
-            ));
+        for (field, set) in [
+            ("fanout.retry_schedule", self.retry_schedule.is_some()),
+            ("fanout.retry_jitter", self.retry_jitter.is_some()),
+        ] {
+            if set {
+                let name = &field["fanout.".len()..];
+                return Err((
+                    field,
+                    format!(
+                        "has moved: the retry schedule is the retry policy of the kind now; write it as {name} under [kinds.\"fanout.deliver\"] (same values) and remove it from [fanout]"
+                    ),
+                ));
+            }
         }
         if !(1..=1024).contains(&self.per_host) {
             return Err((
@@ -187,21 +149,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_schedule_is_jittered_within_bounds_and_ends() {
-        let c = FanoutConfig::default();
-        assert_eq!(c.attempts(), 8);
-        for attempt in 1..8u32 {
-            let base = DEFAULT_FANOUT_RETRY_SCHEDULE[attempt as usize];
+    fn deliveries_retry_on_the_standard_webhooks_schedule_by_default() {
+        let settings = celeriac_worker::Settings::default().with_defaults(crate::kind_defaults());
+        for (kind, d) in crate::kind_defaults() {
+            celeriac_worker::config::check_kind(&kind, &d).unwrap();
+        }
+        let p = settings.policy(crate::DELIVER_KIND);
+        assert_eq!(p.max_attempts, 8);
+        for failed in 1..8u32 {
+            let base = DEFAULT_FANOUT_RETRY_SCHEDULE[failed as usize];
             for _ in 0..200 {
-                let d = c.retry_delay(attempt).unwrap();
+                let d = p.retry_delay(failed);
                 assert!(
                     d >= base.mul_f64(0.8) && d <= base.mul_f64(1.2),
-                    "{attempt}: {d:?}"
+                    "{failed}: {d:?}"
                 );
             }
         }
-        assert_eq!(c.retry_delay(8), None, "no ninth attempt");
-        assert!(c.validate().is_ok());
+        assert_eq!(
+            settings.policy(crate::BROADCAST_KIND).schedule,
+            None,
+            "the other kinds keep the backoff"
+        );
+        assert!(FanoutConfig::default().validate().is_ok());
     }
 
     #[test]
@@ -209,14 +179,14 @@ mod tests {
         let bad = [
             (
                 FanoutConfig {
-                    retry_schedule: vec![],
+                    retry_schedule: Some(IgnoredAny),
                     ..Default::default()
                 },
                 "fanout.retry_schedule",
             ),
             (
                 FanoutConfig {
-                    retry_jitter: 1.5,
+                    retry_jitter: Some(IgnoredAny),
                     ..Default::default()
                 },
                 "fanout.retry_jitter",

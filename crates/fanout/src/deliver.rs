@@ -4,7 +4,8 @@
 //! redelivery of a job whose attempt was recorded) is not sent again; a subscriber
 //! unsubscribed or disabled since the broadcast started ends `skipped`. Otherwise the
 //! channel is tried once and the attempt recorded: delivered; failed with the next attempt on
-//! the schedule (`[fanout] retry_schedule`, or later if the receiver said `Retry-After`); or
+//! the kind's schedule (`[kinds."fanout.deliver"]`, or later if the receiver said
+//! `Retry-After`); or
 //! failed for good (the last attempt, 410 Gone, an address the guard refuses).
 
 use crate::channel::{self, Sent};
@@ -132,7 +133,8 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
                 .parse()
                 .map_err(|_| Error::Corrupt(format!("{:?} is not a QQ number", d.target)))?;
             let bot = c.bot().await?;
-            match channel::onebot::send(&bot, d.channel, target, &broadcast.message).await {
+            let pause = c.onebot.breaker_open_for;
+            match channel::onebot::send(&bot, d.channel, target, &broadcast.message, pause).await {
                 Ok(sent) => sent,
                 Err(wait) => return Err(Error::Paused(wait)),
             }
@@ -206,13 +208,11 @@ async fn record(
             if let Some(sid) = d.subscriber_id {
                 store.subscriber_failed(sid, &error).await?;
             }
-            let scheduled = c
-                .config
-                .retry_delay(job.attempt)
-                .or_else(|| c.config.retry_schedule.last().copied())
-                .unwrap_or_default();
-            let retry_in = scheduled.max(retry_after.unwrap_or_default());
-            Err(Error::Attempt { error, retry_in })
+            // The worker retries on the kind's schedule, or after Retry-After if longer.
+            Err(Error::Attempt {
+                error,
+                at_least: retry_after,
+            })
         }
         Sent::Gone {
             status,

@@ -30,14 +30,14 @@ pub enum Error {
     /// The HTTP or OneBot client could not be built.
     #[error("cannot build the {0}")]
     Client(String),
-    /// One attempt of a delivery failed; the next one runs after `retry_in` (the schedule's
-    /// delay, or the receiver's `Retry-After` if longer).
+    /// One attempt of a delivery failed; the next one runs on the kind's retry schedule, or
+    /// after `at_least` (the receiver's `Retry-After`) if that is longer.
     #[error("{error}")]
     Attempt {
         /// What failed (status or transport error).
         error: String,
-        /// When to try again.
-        retry_in: Duration,
+        /// Not sooner than this.
+        at_least: Option<Duration>,
     },
     /// The receiver said it is gone for good (410): the subscriber is disabled.
     #[error("{0}")]
@@ -57,9 +57,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<Error> for Outcome {
     /// A bad payload, a corrupt row, a missing topic or broadcast, or a receiver gone for good
     /// cannot succeed on retry (discarded, dead at once); a failed attempt is retried on the
-    /// delivery schedule (dead with `max_attempts` after the last one); a risk-control pause
+    /// kind's schedule (dead with `max_attempts` after the last one); a risk-control pause
     /// snoozes without spending an attempt; the database, Redis and the clients are worth
-    /// another attempt after the kind's backoff.
+    /// another attempt on the kind's policy too.
     fn from(e: Error) -> Outcome {
         match e {
             Error::Invalid(_)
@@ -68,7 +68,14 @@ impl From<Error> for Outcome {
             | Error::NoBroadcast(_)
             | Error::Gone(_)
             | Error::Refused(_) => Outcome::Discard(e.to_string()),
-            Error::Attempt { error, retry_in } => Outcome::RetryAfter(error, retry_in),
+            Error::Attempt {
+                error,
+                at_least: Some(wait),
+            } => Outcome::RetryAtLeast(error, wait),
+            Error::Attempt {
+                error,
+                at_least: None,
+            } => Outcome::Retry(error),
             Error::Paused(wait) => Outcome::Snooze(wait.max(Duration::from_secs(1))),
             Error::Db(_) | Error::Sql(_) | Error::Redis(_) | Error::Client(_) => {
                 Outcome::Retry(e.to_string())

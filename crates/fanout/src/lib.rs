@@ -3,7 +3,8 @@
 //! each retried on its own schedule, all in one batch (ADR 0010) that completes exactly once.
 //! See `docs/fanout.md` for the flow and `docs/adr/0016-fanout.md` for the decisions.
 //!
-//! - [`config`]: the `[fanout]` section (timeout, retry schedule, jitter, throttling).
+//! - [`config`]: the `[fanout]` section (timeout, throttling, the network guard) and the
+//!   default retry schedule of deliveries ([`kind_defaults`]).
 //! - [`model`]: the closed sets stored (channel, subscriber status, delivery state) and a
 //!   [`Recipient`].
 //! - [`broadcast`]: `fanout.broadcast` (store, create the deliveries, enqueue the batch) and
@@ -15,8 +16,9 @@
 //! - [`store`]: the tables (topics, subscribers, broadcasts, deliveries).
 //! - [`error`]: the domain's errors and what each means for a job.
 //!
-//! The program that assembles Celeriac registers the domain with [`register`] and migrates
-//! its tables with [`MIGRATIONS`].
+//! The program that assembles Celeriac registers the domain with [`register`] (which gives
+//! `fanout.deliver` its retry schedule, [`kind_defaults`]) and migrates its tables with
+//! [`MIGRATIONS`].
 
 pub mod broadcast;
 pub mod channel;
@@ -41,6 +43,7 @@ use celeriac_db::{LazyDb, Migrations};
 use celeriac_http::{reqwest, Guard, HostPacer};
 use celeriac_onebot::{HttpClient, OneBotConfig, PacedClient, Pacer};
 use celeriac_producer::Producer;
+use celeriac_worker::config::KindConfig;
 use celeriac_worker::Registry;
 use std::sync::{Arc, Mutex};
 
@@ -164,7 +167,7 @@ impl Context {
                     .await
                     .map_err(|e| Error::Attempt {
                         error: format!("cannot ask OneBot which account it is: {e}"),
-                        retry_in: std::time::Duration::from_secs(5),
+                        at_least: Some(std::time::Duration::from_secs(5)),
                     })
             })
             .await
@@ -172,8 +175,25 @@ impl Context {
     }
 }
 
-/// Register `fanout.broadcast`, `fanout.deliver` and `fanout.complete`.
+/// The retry policy defaults of the domain's kinds: `fanout.deliver` retries on Standard
+/// Webhooks' schedule ([`config::DEFAULT_FANOUT_RETRY_SCHEDULE`], ±20 %), eight attempts. The
+/// operator's `[kinds."fanout.deliver"]` overrides it.
+pub fn kind_defaults() -> Vec<(String, KindConfig)> {
+    vec![(
+        DELIVER_KIND.to_string(),
+        KindConfig::schedule(
+            config::DEFAULT_FANOUT_RETRY_SCHEDULE,
+            config::DEFAULT_FANOUT_RETRY_JITTER,
+        ),
+    )]
+}
+
+/// Register `fanout.broadcast`, `fanout.deliver` (with its retry schedule, [`kind_defaults`])
+/// and `fanout.complete`.
 pub fn register(registry: &mut Registry, context: Arc<Context>) -> &mut Registry {
+    for (kind, defaults) in kind_defaults() {
+        registry.set_defaults(&kind, defaults);
+    }
     let c = context.clone();
     registry.register_typed::<BroadcastJob, _, _>(move |payload, job| {
         let c = c.clone();

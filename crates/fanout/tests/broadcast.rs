@@ -337,3 +337,56 @@ async fn many_subscribe_at_once_and_existing_ones_are_left_alone() {
     }];
     assert!(store.subscribe_many("big", &bad).await.is_err());
 }
+
+/// `celeriac status JOB` finds the batch of a broadcast whose `broadcast_id` is not the job's
+/// id: the job's record names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_of_a_broadcast_with_its_own_id_is_found_from_its_job() {
+    let w = World::new("sqlite").await;
+    let sink = TestHttp::start().await;
+    sink.route("/*", |_| Response::ok());
+    w.subscribe_webhook("news", &sink.url("/a"), b"0123456789abcdef")
+        .await;
+    let payload = json!({"topic": "news", "message": "m", "broadcast_id": "bc-7"});
+    // The job's record exists, as for any job a worker runs.
+    w.producer
+        .enqueue(
+            celeriac_producer::NewJob::new(celeriac_fanout::BROADCAST_KIND, payload.clone())
+                .id("job-7"),
+        )
+        .await
+        .unwrap();
+    done(&w.broadcast("job-7", payload).await);
+
+    let inspector = celeriac_core::inspector::Inspector::new(
+        w.broker.clone(),
+        std::sync::Arc::new(|_: &str| 25),
+    );
+    let job = inspector.job("job-7", None).await.unwrap().unwrap();
+    let spawned = job.spawned.clone().expect("the job names its batch");
+    assert_eq!(
+        (spawned.id.as_str(), spawned.queue.as_str()),
+        ("bc-7", "default")
+    );
+    let batch = inspector.batch_of(&job).await.unwrap().expect("its batch");
+    assert_eq!((batch.id.as_str(), batch.total), ("bc-7", 1));
+    assert_eq!(
+        inspector.batch(&job.id, None).await.unwrap(),
+        None,
+        "no batch under the job's own id"
+    );
+    // A job whose batch has its own id names none.
+    done(
+        &w.broadcast("bc-8", json!({"topic": "news", "message": "m"}))
+            .await,
+    );
+    w.producer
+        .enqueue(
+            celeriac_producer::NewJob::new(celeriac_fanout::BROADCAST_KIND, json!({})).id("bc-8"),
+        )
+        .await
+        .unwrap();
+    let own = inspector.job("bc-8", None).await.unwrap().unwrap();
+    assert_eq!(own.spawned, None);
+    assert_eq!(inspector.batch_of(&own).await.unwrap().unwrap().id, "bc-8");
+}

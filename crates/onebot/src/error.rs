@@ -63,6 +63,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A private message's user cannot be found: the QQ number does not exist, or the bot
+    /// cannot reach it (a stranger: not a friend, no group in common).
+    #[error("OneBot {action}: user not found ({message}); the QQ number does not exist or the bot cannot reach it (not a friend, no group in common)")]
+    UserNotFound {
+        /// The action called.
+        action: &'static str,
+        /// The server's code and wording.
+        message: String,
+    },
+
     /// The group does not exist or the bot is not in it.
     #[error("OneBot {action}: group not found ({message}); the bot is not in that group any more, remove it from the job's input")]
     GroupNotFound {
@@ -188,7 +198,9 @@ impl Error {
     /// retry, snooze or discard.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::MemberNotFound { .. } | Error::GroupNotFound { .. } => ErrorClass::Gone,
+            Error::MemberNotFound { .. }
+            | Error::UserNotFound { .. }
+            | Error::GroupNotFound { .. } => ErrorClass::Gone,
             Error::RiskControl { .. } | Error::CircuitOpen { .. } => ErrorClass::RiskControl,
             Error::NotManageable { .. }
             | Error::Unauthorized { .. }

@@ -39,6 +39,7 @@
 //! | words "风控", "risk control", "blocked by server"                      | `RiskControl`       | RiskControl |
 //! | on a send: retcode 1200, or words "timeout", "超时"                    | `RiskControl`       | RiskControl |
 //! | words "member not found", "user not in group", "群员/人员/群成员不存在", "成员…不存在" | `MemberNotFound` | Gone |
+//! | on `send_private_msg`: words "无法获取用户信息", "user not found", "用户不存在" | `UserNotFound` | Gone |
 //! | words "group not found", "群聊不存在", "群不存在"                      | `GroupNotFound`     | Gone        |
 //! | words "权限不足", "permission denied", "no permission", "cannot ban owner/admin" | `NotManageable` | Permanent |
 //! | any other `failed` (or `ok` with another retcode, as Lagrange sends)   | `Failed`            | Transient (Permanent for retcode 400, 1400) |
@@ -48,7 +49,8 @@
 //! `wording` (`GROUP_NOT_FOUND`/群聊不存在, `MEMBER_NOT_FOUND`/人员不存在, `NOT_MANAGEABLE`/
 //! 机器人权限不足; a blocked send is `SEND_MSG_API_ERROR` with "blocked by server"), and
 //! `retcode` 404 `API_NOT_FOUND` for an unknown action. NapCat answers `retcode` 200 (HTTP) or
-//! 1200 (WebSocket) with an exception's message — a send that QQ never confirms, the usual face
+//! 1200 (WebSocket) with an exception's message — "无法获取用户信息" when a private message's
+//! QQ number cannot be resolved to a user (none such, or a stranger to the bot) — a send that QQ never confirms, the usual face
 //! of risk control, is "Timeout: NTEvent … sendMsg" — 1400 for bad parameters and 1404 for an
 //! unknown action. Lagrange.OneBot answers `retcode` 200 without words, or `status` `ok` with
 //! the QQ server's nonzero result on a send. Quirk: go-cqhttp reports `set_group_ban` of a

@@ -160,6 +160,15 @@ pub(crate) fn classify(action: Action, retcode: i64, code: &str, text: &str) -> 
             message,
         };
     }
+    // NapCat cannot turn the QQ number into a user: there is none, or the bot cannot reach it.
+    if action == Action::SendPrivateMsg
+        && has(&["无法获取用户信息", "user not found", "用户不存在"])
+    {
+        return Error::UserNotFound {
+            action: name,
+            message,
+        };
+    }
     if has(&[
         "member not found",
         "user not in group",
@@ -294,6 +303,13 @@ mod tests {
             json!({"status": "failed", "retcode": 1200, "message": "Timeout: NTEvent serviceAndMethod:NodeIKernelMsgService/sendMsg"}),
         );
         assert!(matches!(e, Error::RiskControl { retcode: 1200, .. }), "{e}");
+        // A private message to a QQ number NapCat cannot resolve: no such user.
+        let e = failed(
+            Action::SendPrivateMsg,
+            json!({"status": "failed", "retcode": 200, "message": "无法获取用户信息", "wording": "无法获取用户信息"}),
+        );
+        assert!(matches!(e, Error::UserNotFound { .. }), "{e}");
+        assert_eq!(e.class(), ErrorClass::Gone);
         let e = failed(
             Action::SetGroupBan,
             json!({"status": "failed", "retcode": 200, "message": "cannot ban admin"}),

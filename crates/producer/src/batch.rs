@@ -31,6 +31,7 @@ pub struct Batch {
     id: String,
     queue: String,
     on_complete: Option<NewJob>,
+    parent: Option<(String, String)>,
 }
 
 impl Producer {
@@ -42,6 +43,7 @@ impl Producer {
             id: id.into(),
             queue: queue.into(),
             on_complete: None,
+            parent: None,
         }
     }
 }
@@ -52,6 +54,25 @@ impl Batch {
     pub fn on_complete(mut self, job: NewJob) -> Batch {
         self.on_complete = Some(job);
         self
+    }
+
+    /// The job creating the batch, job `id` of `queue`: when the batch's id is not that job's,
+    /// [`Batch::add`] and [`Batch::seal`] note the batch on the job's record, so `celeriac
+    /// status ID` shows it.
+    pub fn parent(mut self, queue: impl Into<String>, id: impl Into<String>) -> Batch {
+        self.parent = Some((queue.into(), id.into()));
+        self
+    }
+
+    /// Note the batch on its parent's record, when it has a parent with another id.
+    async fn note_parent(&self) -> Result<()> {
+        if let Some((queue, id)) = self.parent.as_ref().filter(|(_, id)| *id != self.id) {
+            self.producer
+                .broker
+                .batch_parent(queue, id, &self.queue, &self.id)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The batch's id.
@@ -67,6 +88,7 @@ impl Batch {
             .into_iter()
             .map(|j| self.producer.prepare(j.queue(self.queue.clone()), now))
             .collect::<Result<Vec<_>>>()?;
+        self.note_parent().await?;
         let open_ttl = self.producer.retention.dead_ttl;
         self.producer
             .broker
@@ -88,6 +110,7 @@ impl Batch {
             }
             None => None,
         };
+        self.note_parent().await?;
         let r = &self.producer.retention;
         self.producer
             .broker

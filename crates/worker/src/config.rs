@@ -1,13 +1,21 @@
 //! The worker's sections: `[worker]` (queues, concurrency, leases, sweeps, shutdown), `[retry]`
-//! (the default retry policy) and `[kinds."KIND"]` (per-kind overrides), with their defaults
-//! and validation; [`Settings`] bundles them with core's settings.
+//! (the default retry policy) and `[kinds."KIND"]` (per-kind overrides: attempts, backoff or a
+//! fixed retry schedule, timeout), with their defaults and validation; [`Settings`] bundles them
+//! with core's settings and the defaults domains give their kinds.
+//!
+//! A kind's policy, field by field: its `[kinds]` entry, else the defaults its domain
+//! registered ([`crate::Registry::set_defaults`]), else `[retry]` / `[worker]`. A `[kinds]`
+//! entry that sets `retry_schedule` or `backoff_*` replaces the domain's way of retrying
+//! (schedule or backoff) as a whole. A schedule sets the attempts (one per entry) unless
+//! `max_attempts` is set beside it, which must then equal its length.
 
-use celeriac_core::backoff::Backoff;
+use celeriac_core::backoff::{Backoff, Schedule};
 use celeriac_core::config::{
     duration, opt_duration, Config, FieldError, Layers, Section, DEFAULT_QUEUE,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Handlers run at once per worker process.
@@ -39,6 +47,12 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
 pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Upper bound of any retry delay.
 pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(3600);
+/// How far each delay of a retry schedule is moved either way at random, unless the kind says.
+pub const DEFAULT_RETRY_JITTER: f64 = 0.2;
+/// Most entries of a retry schedule.
+pub const MAX_SCHEDULE_ENTRIES: usize = 100;
+/// Longest delay of a retry schedule.
+pub const MAX_SCHEDULE_DELAY: Duration = Duration::from_secs(7 * 86400);
 
 /// Everything a worker reads: core's settings and the worker's sections.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -51,6 +65,10 @@ pub struct Settings {
     pub retry: RetryConfig,
     /// `[kinds."KIND"]`.
     pub kinds: KindsConfig,
+    /// The defaults domains give their kinds, under `[kinds]` (not read from the
+    /// configuration: set by the program that registers the domains, see
+    /// [`Settings::with_defaults`]).
+    pub defaults: KindsConfig,
 }
 
 impl Settings {
@@ -61,32 +79,99 @@ impl Settings {
             worker: layers.section()?,
             retry: layers.section()?,
             kinds: layers.section()?,
+            defaults: KindsConfig::default(),
         })
     }
 
-    /// The policy for `kind`: its `[kinds]` entry over `[retry]` and `[worker]`.
+    /// These settings with `defaults` as the domains' defaults of their kinds (added to those
+    /// already there; a kind given twice keeps the first).
+    pub fn with_defaults(
+        mut self,
+        defaults: impl IntoIterator<Item = (String, KindConfig)>,
+    ) -> Settings {
+        for (kind, d) in defaults {
+            self.defaults.0.entry(kind).or_insert(d);
+        }
+        self
+    }
+
+    /// The policy for `kind`: its `[kinds]` entry, over its domain's defaults, over `[retry]`
+    /// and `[worker]` (see the module's documentation).
     pub fn policy(&self, kind: &str) -> KindPolicy {
-        let k = self.kinds.0.get(kind).cloned().unwrap_or_default();
+        let none = KindConfig::default();
+        let k = self.kinds.0.get(kind).unwrap_or(&none);
+        let d = self.defaults.0.get(kind).unwrap_or(&none);
+        // The operator's way of retrying replaces the domain's as a whole.
+        let own_backoff = k.backoff_base.is_some() || k.backoff_cap.is_some();
+        let delays = match &k.retry_schedule {
+            Some(s) => Some(s),
+            None if own_backoff => None,
+            None => d.retry_schedule.as_ref(),
+        };
+        let schedule = delays.map(|delays| Schedule {
+            delays: delays.clone(),
+            jitter: k
+                .retry_jitter
+                .or(d.retry_jitter)
+                .unwrap_or(DEFAULT_RETRY_JITTER),
+        });
         KindPolicy {
-            max_attempts: k.max_attempts.unwrap_or(self.retry.max_attempts),
+            max_attempts: k
+                .max_attempts
+                .or(schedule.as_ref().map(Schedule::attempts))
+                .or(d.max_attempts)
+                .unwrap_or(self.retry.max_attempts),
             backoff: Backoff {
-                base: k.backoff_base.unwrap_or(self.retry.backoff_base),
-                cap: k.backoff_cap.unwrap_or(self.retry.backoff_cap),
+                base: k
+                    .backoff_base
+                    .or(d.backoff_base)
+                    .unwrap_or(self.retry.backoff_base),
+                cap: k
+                    .backoff_cap
+                    .or(d.backoff_cap)
+                    .unwrap_or(self.retry.backoff_cap),
             },
-            timeout: k.timeout.unwrap_or(self.worker.job_timeout),
+            schedule,
+            timeout: k.timeout.or(d.timeout).unwrap_or(self.worker.job_timeout),
         }
     }
 }
 
 /// The retry policy and timeout of one kind, with fallbacks applied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct KindPolicy {
     /// Attempts before dead (a job's own `max_attempts` wins).
     pub max_attempts: u32,
-    /// Retry delays.
+    /// Retry delays, unless the kind has a schedule.
     pub backoff: Backoff,
+    /// The kind's fixed retry schedule, used instead of `backoff`.
+    pub schedule: Option<Schedule>,
     /// Per-attempt timeout (a job's own `timeout_ms` wins).
     pub timeout: Duration,
+}
+
+impl KindPolicy {
+    /// The delay before the next attempt after `failed` failed attempts (1-based): the
+    /// schedule's entry, jittered, or the backoff.
+    pub fn retry_delay(&self, failed: u32) -> Duration {
+        match &self.schedule {
+            Some(s) => s.delay(failed),
+            None => self.backoff.delay(failed),
+        }
+    }
+
+    /// When a job whose attempt `failed` ended with `outcome` runs again, if it is a retry:
+    /// `Retry` after [`KindPolicy::retry_delay`], `RetryAfter` after the handler's delay,
+    /// `RetryAtLeast` after the longer of the two. Whether attempts are left is not checked.
+    pub fn delay_after(&self, outcome: &crate::Outcome, failed: u32) -> Option<Duration> {
+        use crate::Outcome;
+        match outcome {
+            Outcome::Retry(_) => Some(self.retry_delay(failed)),
+            Outcome::RetryAfter(_, d) => Some(*d),
+            Outcome::RetryAtLeast(_, d) => Some(self.retry_delay(failed).max(*d)),
+            Outcome::Done(_) | Outcome::Discard(_) | Outcome::Snooze(_) => None,
+        }
+    }
 }
 
 /// `[worker]`.
@@ -253,7 +338,8 @@ impl Section for RetryConfig {
     }
 }
 
-/// `[kinds."name"]`: every field optional, falling back to `[retry]` / `[worker]`.
+/// `[kinds."name"]`: every field optional, falling back to the kind's defaults and to
+/// `[retry]` / `[worker]`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KindConfig {
@@ -268,6 +354,38 @@ pub struct KindConfig {
     /// Per-attempt timeout.
     #[serde(deserialize_with = "opt_duration")]
     pub timeout: Option<Duration>,
+    /// A fixed retry schedule instead of backoff: entry `n` (from 1) is when attempt `n` runs
+    /// after attempt `n - 1` failed; the first, the first attempt's, is `"0s"`. One attempt per
+    /// entry.
+    #[serde(deserialize_with = "opt_durations")]
+    pub retry_schedule: Option<Arc<[Duration]>>,
+    /// Fraction (0 to 1) by which each delay of the schedule is moved either way at random.
+    pub retry_jitter: Option<f64>,
+}
+
+impl KindConfig {
+    /// A kind retried on `delays` (see [`KindConfig::retry_schedule`]) moved by ±`jitter`.
+    pub fn schedule(delays: &[Duration], jitter: f64) -> KindConfig {
+        KindConfig {
+            retry_schedule: Some(delays.into()),
+            retry_jitter: Some(jitter),
+            ..KindConfig::default()
+        }
+    }
+}
+
+fn opt_durations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<[Duration]>>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| {
+            humantime::parse_duration(s).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a duration ({e}); write it like \"0s\", \"5s\", \"5m\" or \"10h\""
+                ))
+            })
+        })
+        .collect::<Result<Arc<[Duration]>, _>>()
+        .map(Some)
 }
 
 /// `[kinds]`: per-kind overrides of the retry policy and timeout.
@@ -281,16 +399,78 @@ impl Section for KindsConfig {
     fn validate(&self) -> Result<(), FieldError> {
         for (kind, k) in &self.0 {
             let section = format!("kinds.\"{kind}\"");
-            check_retry(&section, k.max_attempts, k.backoff_base, k.backoff_cap)?;
-            if k.timeout.is_some_and(|t| t.is_zero()) {
-                return Err(FieldError::new(
-                    format!("{section}.timeout"),
-                    "must be greater than zero",
-                ));
-            }
+            check_kind(&section, k)?;
         }
         Ok(())
     }
+}
+
+/// A `[kinds]` entry (or a domain's defaults) in itself: each field, and the schedule against
+/// the fields it replaces.
+pub fn check_kind(section: &str, k: &KindConfig) -> Result<(), FieldError> {
+    check_retry(section, k.max_attempts, k.backoff_base, k.backoff_cap)?;
+    let bad =
+        |field: &str, message: String| Err(FieldError::new(format!("{section}.{field}"), message));
+    if k.timeout.is_some_and(|t| t.is_zero()) {
+        return bad("timeout", "must be greater than zero".into());
+    }
+    if let Some(j) = k.retry_jitter {
+        if !(0.0..=1.0).contains(&j) {
+            return bad("retry_jitter", format!("must be 0 to 1, got {j}"));
+        }
+    }
+    let Some(s) = &k.retry_schedule else {
+        return Ok(());
+    };
+    if !(1..=MAX_SCHEDULE_ENTRIES).contains(&s.len()) {
+        return bad(
+            "retry_schedule",
+            format!(
+                "must list 1 to {MAX_SCHEDULE_ENTRIES} delays, one per attempt (the first is the first attempt's, \"0s\"), got {}",
+                s.len()
+            ),
+        );
+    }
+    if !s[0].is_zero() {
+        return bad(
+            "retry_schedule",
+            format!(
+                "the first entry is the first attempt, which runs when the job is due: write \"0s\" there, got {}",
+                humantime::format_duration(s[0])
+            ),
+        );
+    }
+    if let Some(d) = s.iter().find(|d| **d > MAX_SCHEDULE_DELAY) {
+        return bad(
+            "retry_schedule",
+            format!(
+                "each delay must be at most {}, got {}",
+                humantime::format_duration(MAX_SCHEDULE_DELAY),
+                humantime::format_duration(*d)
+            ),
+        );
+    }
+    if let Some(n) = k.max_attempts.filter(|n| *n as usize != s.len()) {
+        return bad(
+            "max_attempts",
+            format!(
+                "is {n} but {section}.retry_schedule lists {} attempts; a schedule sets the attempts (one per entry): leave max_attempts out or make them agree",
+                s.len()
+            ),
+        );
+    }
+    for (field, set) in [
+        ("backoff_base", k.backoff_base.is_some()),
+        ("backoff_cap", k.backoff_cap.is_some()),
+    ] {
+        if set {
+            return bad(
+                field,
+                format!("is not used with {section}.retry_schedule: a kind retries on a schedule or on backoff, remove one"),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn check_retry(
@@ -372,11 +552,106 @@ mod tests {
                 "kinds.\"fail\".max_attempts",
             ),
             ("[kinds.fail]\ntimeout = \"0s\"\n", "kinds.\"fail\".timeout"),
+            (
+                "[kinds.hook]\nretry_schedule = [\"0s\", \"soon\"]\n",
+                "`hook.retry_schedule`",
+            ),
+            (
+                "[kinds.hook]\nretry_schedule = []\n",
+                "kinds.\"hook\".retry_schedule",
+            ),
+            (
+                "[kinds.hook]\nretry_schedule = [\"5s\", \"5m\"]\n",
+                "kinds.\"hook\".retry_schedule",
+            ),
+            (
+                "[kinds.hook]\nretry_schedule = [\"0s\", \"8d\"]\n",
+                "kinds.\"hook\".retry_schedule",
+            ),
+            (
+                "[kinds.hook]\nretry_schedule = [\"0s\", \"5s\"]\nmax_attempts = 5\n",
+                "kinds.\"hook\".max_attempts",
+            ),
+            (
+                "[kinds.hook]\nretry_schedule = [\"0s\", \"5s\"]\nbackoff_cap = \"1m\"\n",
+                "kinds.\"hook\".backoff_cap",
+            ),
+            (
+                "[kinds.hook]\nretry_jitter = 1.5\n",
+                "kinds.\"hook\".retry_jitter",
+            ),
             ("[worker]\nconcurency = 3\n", "concurency"),
         ] {
             let err = layers(text, &[]).unwrap_err().to_string();
             assert!(err.contains(field), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_kind_retries_on_its_schedule_within_the_jitter() {
+        let s = layers(
+            "[kinds.hook]\nretry_schedule = [\"0s\", \"10s\", \"1m\"]\nretry_jitter = 0.1\n",
+            &[],
+        )
+        .unwrap();
+        let p = s.policy("hook");
+        assert_eq!(p.max_attempts, 3, "one attempt per entry");
+        for (failed, base) in [(1, 10.0), (2, 60.0), (5, 60.0)] {
+            for _ in 0..200 {
+                let d = p.retry_delay(failed).as_secs_f64();
+                assert!(d >= base * 0.9 && d <= base * 1.1, "after {failed}: {d}");
+            }
+        }
+        // A server's Retry-After is honoured when longer, not when shorter.
+        let at_least = |d| crate::Outcome::RetryAtLeast("503".into(), d);
+        let long = p
+            .delay_after(&at_least(Duration::from_secs(600)), 1)
+            .unwrap();
+        assert_eq!(long, Duration::from_secs(600));
+        let short = p.delay_after(&at_least(Duration::from_secs(1)), 1).unwrap();
+        assert!(short >= Duration::from_secs(9), "{short:?}");
+        // Other kinds keep the backoff.
+        assert_eq!(s.policy("other").schedule, None);
+        assert!(s.policy("other").retry_delay(1) <= DEFAULT_BACKOFF_BASE);
+    }
+
+    #[test]
+    fn a_domains_default_schedule_yields_to_the_operator() {
+        let defaults = || {
+            vec![(
+                "hook".to_string(),
+                KindConfig::schedule(&[0, 5, 300].map(Duration::from_secs), 0.2),
+            )]
+        };
+        let plain = layers("", &[]).unwrap().with_defaults(defaults());
+        let p = plain.policy("hook");
+        assert_eq!(p.max_attempts, 3);
+        let s = p.schedule.unwrap();
+        assert_eq!((s.base(1), s.jitter), (Duration::from_secs(5), 0.2));
+        assert!(check_kind("hook", &defaults()[0].1).is_ok());
+
+        // Fewer attempts on the same schedule (the last entry repeats past its end).
+        let fewer = layers("[kinds.hook]\nmax_attempts = 2\nretry_jitter = 0.0\n", &[])
+            .unwrap()
+            .with_defaults(defaults());
+        let p = fewer.policy("hook");
+        assert_eq!(p.max_attempts, 2);
+        assert_eq!(p.retry_delay(1), Duration::from_secs(5));
+
+        // The operator's own schedule, or backoff, replaces the domain's.
+        let own = layers("[kinds.hook]\nretry_schedule = [\"0s\", \"1s\"]\n", &[])
+            .unwrap()
+            .with_defaults(defaults());
+        assert_eq!(own.policy("hook").max_attempts, 2);
+        assert_eq!(
+            own.policy("hook").schedule.unwrap().base(1),
+            Duration::from_secs(1)
+        );
+        let backoff = layers("[kinds.hook]\nbackoff_base = \"2s\"\n", &[])
+            .unwrap()
+            .with_defaults(defaults());
+        let p = backoff.policy("hook");
+        assert_eq!((p.schedule, p.max_attempts), (None, DEFAULT_MAX_ATTEMPTS));
     }
 
     #[test]

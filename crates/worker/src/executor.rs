@@ -169,6 +169,8 @@ async fn execute(
         _ = lease.expired() => return lease_passed(shared),
         _ = shared.hard_stop.cancelled() => return grace_over(),
     };
+    // The kind's delay (backoff or schedule), the handler's, or the longer of the two.
+    let retry_in = policy.delay_after(&outcome, fetched.attempt);
     Some(match outcome {
         Outcome::Done(result) => {
             debug!("succeeded");
@@ -185,7 +187,7 @@ async fn execute(
                 reason: DeadReason::Discarded,
             }
         }
-        Outcome::Retry(error) | Outcome::RetryAfter(error, _)
+        Outcome::Retry(error) | Outcome::RetryAfter(error, _) | Outcome::RetryAtLeast(error, _)
             if fetched.attempt >= max_attempts =>
         {
             error!(%error, max_attempts, "failed its last attempt: dead");
@@ -194,13 +196,9 @@ async fn execute(
                 reason: DeadReason::MaxAttempts,
             }
         }
-        Outcome::Retry(error) => {
-            let delay = policy.backoff.delay(fetched.attempt);
+        Outcome::Retry(error) | Outcome::RetryAfter(error, _) | Outcome::RetryAtLeast(error, _) => {
+            let delay = retry_in.unwrap_or_default();
             warn!(%error, retry_in_ms = delay.as_millis() as u64, "failed: will retry");
-            AckOp::Retry { error, delay }
-        }
-        Outcome::RetryAfter(error, delay) => {
-            warn!(%error, retry_in_ms = delay.as_millis() as u64, "failed: will retry when the handler asked");
             AckOp::Retry { error, delay }
         }
     })

@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 /// | outcome            | counts as an attempt | what happens next                                  |
 /// |--------------------|----------------------|----------------------------------------------------|
 /// | `Done(result)`     | yes                  | `succeeded`, result stored                         |
-/// | `Retry(error)`     | yes                  | `retrying` after backoff, or `dead` (`max_attempts`) when attempts are used up |
-/// | `RetryAfter(error, delay)` | yes          | `retrying` after `delay` (the handler's own schedule, or a server's `Retry-After`), or `dead` (`max_attempts`) when attempts are used up |
+/// | `Retry(error)`     | yes                  | `retrying` after the kind's delay (backoff, or its retry schedule), or `dead` (`max_attempts`) when attempts are used up |
+/// | `RetryAfter(error, delay)` | yes          | `retrying` after `delay` instead of the kind's delay, or `dead` (`max_attempts`) when attempts are used up |
+/// | `RetryAtLeast(error, delay)` | yes        | `retrying` after the kind's delay or `delay`, whichever is longer (a server's `Retry-After`), or `dead` (`max_attempts`) when attempts are used up |
 /// | `Discard(reason)`  | yes                  | `dead` at once (`discarded`): retrying cannot help |
 /// | `Snooze(duration)` | no                   | `scheduled`, runs again after the duration         |
 ///
@@ -25,6 +26,9 @@ pub enum Outcome {
     /// A failure that may succeed later, retried after the given delay instead of the
     /// kind's backoff (a handler with its own retry schedule, or a server that said when).
     RetryAfter(String, Duration),
+    /// A failure that may succeed later, retried after the kind's delay (backoff or schedule)
+    /// but not sooner than the given delay (a server's `Retry-After`).
+    RetryAtLeast(String, Duration),
     /// A failure retrying cannot fix.
     Discard(String),
     /// Not now: run again later without using an attempt.

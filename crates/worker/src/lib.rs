@@ -118,6 +118,8 @@ pub async fn run_with_probe(
         drain: shutdown,
         now,
     } = shutdown.into();
+    // The defaults the domains registered for their kinds, under the operator's [kinds].
+    let config = config.with_defaults(registry.defaults());
     let broker =
         Broker::from_config(&config.core)
             .await

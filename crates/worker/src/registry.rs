@@ -1,6 +1,7 @@
 //! What a handler is ([`Handler`]: any async `Fn(Job) -> Outcome`) and the kind → handler
 //! [`Registry`].
 
+use crate::config::KindConfig;
 use crate::job::{Job, Outcome};
 use celeriac_core::JobKind;
 use std::collections::BTreeMap;
@@ -30,10 +31,11 @@ where
     }
 }
 
-/// Kind → handler.
+/// Kind → handler, and the retry policy defaults the kinds' domains give them.
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: BTreeMap<String, Arc<dyn Handler>>,
+    defaults: BTreeMap<String, KindConfig>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -72,6 +74,18 @@ impl Registry {
                 }
             }
         })
+    }
+
+    /// Give `kind` default policy settings (e.g. a retry schedule), used where the operator's
+    /// `[kinds."KIND"]` does not say otherwise (see [`crate::config`]).
+    pub fn set_defaults(&mut self, kind: &str, defaults: KindConfig) -> &mut Self {
+        self.defaults.insert(kind.to_string(), defaults);
+        self
+    }
+
+    /// The default policy settings kinds were registered with.
+    pub fn defaults(&self) -> impl Iterator<Item = (String, KindConfig)> + '_ {
+        self.defaults.iter().map(|(k, d)| (k.clone(), d.clone()))
     }
 
     /// The handler for `kind`.

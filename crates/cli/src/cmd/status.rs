@@ -15,8 +15,8 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 
 /// Show one job: kind, queue, state, attempts, times, last error, result and the history of its
 /// attempts; for a parent that created a batch of child jobs, the batch too: total, pending,
-/// succeeded, dead, cancelled and when it completed (a batch whose parent has been deleted
-/// is shown alone). Exits 1 when there is no such job, 2 when the id names jobs in several queues and
+/// succeeded, dead, cancelled and when it completed, whatever id the parent gave the batch (a
+/// batch whose parent has been deleted, or that is named by its own id, is shown alone). Exits 1 when there is no such job, 2 when the id names jobs in several queues and
 /// --queue does not say which.
 ///
 /// With --wait, returns once the job is succeeded (exit 0), dead or cancelled (exit 1), or
@@ -81,7 +81,7 @@ pub async fn run(config: Config, args: Args) -> CliResult {
         }
         if Instant::now() >= deadline {
             if let Some(j) = &job {
-                let batch = inspector.batch(&j.id, Some(&j.queue)).await?;
+                let batch = inspector.batch_of(j).await?;
                 show(j, batch.as_ref(), args.json)?;
             }
             return Err(CliError::failed(anyhow::anyhow!(
@@ -109,7 +109,7 @@ pub async fn run(config: Config, args: Args) -> CliResult {
             args.id
         )));
     };
-    let batch = inspector.batch(&job.id, Some(&job.queue)).await?;
+    let batch = inspector.batch_of(&job).await?;
     show(&job, batch.as_ref(), args.json)?;
     if args.wait && job.state != JobState::Succeeded.as_str() {
         return Ok(ExitCode::from(1));
@@ -178,13 +178,14 @@ fn show(job: &JobInfo, batch: Option<&BatchInfo>, json: bool) -> Result<(), CliE
     Ok(())
 }
 
-/// A batch whose parent job is gone (deleted after its retention period).
+/// A batch of this id without a job of this id: its parent is gone (deleted after its
+/// retention period), or gave the batch an id not its own (a broadcast's `broadcast_id`).
 fn show_batch_alone(id: &str, batch: &BatchInfo, json: bool) -> Result<(), CliError> {
     if json {
         return print_json(&serde_json::json!({ "id": id, "batch": batch }));
     }
     outln!(
-        "no job {:?} any more (deleted after its retention period); its batch:\n{}",
+        "no job {:?} (deleted after its retention period, or the batch's parent job has another id); the batch of that id:\n{}",
         id,
         batch_table(batch)
     );
@@ -194,7 +195,8 @@ fn show_batch_alone(id: &str, batch: &BatchInfo, json: bool) -> Result<(), CliEr
 fn batch_table(b: &BatchInfo) -> crate::output::Table {
     let mut t = table(&["field", "value"]);
     let n = |v: u64| Cell::from(v.to_string());
-    let rows: [(&str, Cell); 8] = [
+    let rows: [(&str, Cell); 9] = [
+        ("id", Cell::from(b.id.as_str())),
         ("queue", Cell::from(b.queue.as_str())),
         ("total", n(b.total)),
         ("pending", n(b.pending)),

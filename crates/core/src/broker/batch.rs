@@ -145,6 +145,25 @@ impl Broker {
         })
     }
 
+    /// Note on the record of job `parent_id` of `parent_queue` that it creates batch `batch`
+    /// of `queue` (needed only when the batch's id is not the parent's). `false` when the
+    /// parent's record does not exist (nothing is written then).
+    pub async fn batch_parent(
+        &self,
+        parent_queue: &str,
+        parent_id: &str,
+        queue: &str,
+        batch: &str,
+    ) -> Result<bool> {
+        let noted: u32 = scripts::BATCH_PARENT
+            .key(self.keys.job(parent_queue, parent_id))
+            .arg(queue)
+            .arg(batch)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(noted == 1)
+    }
+
     /// Batch `batch` of `queue`, if it exists.
     pub async fn batch(&self, queue: &str, batch: &str) -> Result<Option<BatchCounts>> {
         let f: Vec<Option<u64>> = redis::cmd("HMGET")

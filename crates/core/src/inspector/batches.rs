@@ -10,6 +10,19 @@ impl Inspector {
     /// in the queue of its children, which need not be the parent's: `first` (the parent's
     /// queue) is looked at first, then every known queue. `None` when no queue holds one.
     pub async fn batch(&self, id: &str, first: Option<&str>) -> Result<Option<BatchInfo>> {
+        self.find_batch(id, first).await
+    }
+
+    /// The batch job `job` created: the one noted on its record when it gave the batch another
+    /// id ([`super::types::JobInfo::spawned`]), else the batch of its own id.
+    pub async fn batch_of(&self, job: &super::types::JobInfo) -> Result<Option<BatchInfo>> {
+        match &job.spawned {
+            Some(b) => self.find_batch(&b.id, Some(&b.queue)).await,
+            None => self.find_batch(&job.id, Some(&job.queue)).await,
+        }
+    }
+
+    async fn find_batch(&self, id: &str, first: Option<&str>) -> Result<Option<BatchInfo>> {
         if keys::validate_id(id).is_err() {
             return Ok(None);
         }
@@ -22,7 +35,7 @@ impl Inspector {
         // One command per queue: batches of different queues live in different slots.
         for q in queues {
             if let Some(counts) = self.broker.batch(&q, id).await? {
-                return Ok(Some(BatchInfo::new(q, counts)));
+                return Ok(Some(BatchInfo::new(id.to_string(), q, counts)));
             }
         }
         Ok(None)

@@ -182,6 +182,9 @@ impl Inspector {
             worker,
             history,
             kind,
+            spawned: text("spawned_batch")
+                .zip(text("spawned_queue"))
+                .map(|(id, queue)| super::types::BatchRef { queue, id }),
         }
     }
 }

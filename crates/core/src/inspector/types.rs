@@ -42,6 +42,19 @@ pub struct JobInfo {
     pub worker: Option<String>,
     /// One entry per attempt, oldest first.
     pub history: Vec<Attempt>,
+    /// The batch this job created under an id not its own (`{"queue", "id"}`); absent when it
+    /// created none or gave the batch its own id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spawned: Option<BatchRef>,
+}
+
+/// Where a batch is: its children's queue and its id.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BatchRef {
+    /// The queue of its children.
+    pub queue: String,
+    /// The batch's id.
+    pub id: String,
 }
 
 /// One attempt in a job's history.
@@ -140,6 +153,8 @@ impl Repair {
 /// A batch of child jobs (ADR 0010), as `celeriac status PARENT_ID` shows it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct BatchInfo {
+    /// The batch's id (the parent job's, unless the parent chose another).
+    pub id: String,
     /// The queue of its children, where the batch record lives.
     pub queue: String,
     /// Children.
@@ -159,9 +174,10 @@ pub struct BatchInfo {
 }
 
 impl BatchInfo {
-    /// The batch of `queue` with `counts`.
-    pub fn new(queue: String, counts: crate::broker::BatchCounts) -> BatchInfo {
+    /// Batch `id` of `queue` with `counts`.
+    pub fn new(id: String, queue: String, counts: crate::broker::BatchCounts) -> BatchInfo {
         BatchInfo {
+            id,
             queue,
             total: counts.total,
             pending: counts.pending,

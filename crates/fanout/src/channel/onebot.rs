@@ -7,12 +7,16 @@ use celeriac_onebot::{ErrorClass, Message, OneBot};
 use std::time::Duration;
 
 /// Send `text` to `target` (a user for [`Channel::OnebotUser`], a group otherwise). A
-/// risk-control pause is `Err(wait)`: nothing was sent, the delivery waits.
+/// risk-control pause is `Err(wait)`: nothing was sent, the delivery waits — as long as the
+/// open breaker says, else `pause` (`onebot.breaker_open_for`, the pause the reply just
+/// started). A user or group that does not exist (or that the bot cannot reach) is
+/// [`Sent::Gone`], with an error naming it.
 pub async fn send(
     bot: &impl OneBot,
     channel: Channel,
     target: i64,
     text: &str,
+    pause: Duration,
 ) -> Result<Sent, Duration> {
     let message = Message::text(text);
     let sent = match channel {
@@ -25,12 +29,20 @@ pub async fn send(
             response: Some(format!("message_id {id}")),
         }),
         Err(e) => match e.class() {
-            ErrorClass::RiskControl => Err(e.retry_after().unwrap_or(Duration::from_secs(60))),
-            ErrorClass::Gone => Ok(Sent::Gone {
-                status: None,
-                error: e.to_string(),
-                response: None,
-            }),
+            ErrorClass::RiskControl => Err(e.retry_after().unwrap_or(pause)),
+            ErrorClass::Gone => {
+                let what = match channel {
+                    Channel::OnebotGroup => "group",
+                    _ => "user",
+                };
+                Ok(Sent::Gone {
+                    status: None,
+                    error: format!(
+                        "QQ {what} {target} does not exist or the bot cannot reach it: {e}"
+                    ),
+                    response: None,
+                })
+            }
             ErrorClass::Permanent => Ok(Sent::Refused {
                 error: e.to_string(),
             }),

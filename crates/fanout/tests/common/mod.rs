@@ -23,6 +23,16 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The attempts a delivery gets on the default schedule.
+pub const ATTEMPTS: u32 = celeriac_fanout::config::DEFAULT_FANOUT_RETRY_SCHEDULE.len() as u32;
+
+/// The retry policy a worker gives `fanout.deliver` by default.
+pub fn deliver_policy() -> celeriac_worker::config::KindPolicy {
+    celeriac_worker::Settings::default()
+        .with_defaults(celeriac_fanout::kind_defaults())
+        .policy(celeriac_fanout::DELIVER_KIND)
+}
+
 /// The bot account of the fake OneBot server.
 pub const BOT: i64 = 10000;
 
@@ -66,18 +76,30 @@ impl World {
     }
 
     pub async fn with(db: &str, config: FanoutConfig) -> World {
+        Self::build(db, config, |_| {}).await
+    }
+
+    /// A world whose `[onebot]` is changed by `onebot` (the test one: the fake's URL, a fast
+    /// rate).
+    pub async fn build(
+        db: &str,
+        config: FanoutConfig,
+        onebot: impl FnOnce(&mut OneBotConfig),
+    ) -> World {
         let fake = FakeOneBot::builder()
             .self_id(BOT)
             .group(500, celeriac_onebot::Role::Member, &[])
             .start()
             .await
             .expect("the fake starts");
-        let onebot = OneBotConfig {
+        let mut onebot_config = OneBotConfig {
             api_url: fake.url(),
             timeout: Duration::from_secs(5),
             rate: 500.0,
             ..OneBotConfig::default()
         };
+        onebot(&mut onebot_config);
+        let onebot = onebot_config;
         let keyspace = Keyspace::new(&test_redis_url());
         let db = TestDb::of(db);
         let broker = Broker::connect(keyspace.url(), keyspace.prefix())
@@ -149,7 +171,7 @@ impl World {
             celeriac_fanout::DELIVER_KIND,
             payload,
             attempt,
-            self.context.config.attempts(),
+            ATTEMPTS,
         )
         .await
     }
