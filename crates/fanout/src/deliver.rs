@@ -65,8 +65,11 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
     let store = c.store().await?;
     // The delivery and its subscriber's status now, in one read: a subscriber unsubscribed
     // or disabled since the broadcast started is seen here, on every attempt.
-    let found = store
-        .delivery_to_send(&p.broadcast, &p.recipient)
+    // Read with the other deliveries starting at once (one query for them all).
+    let found = c
+        .reader()
+        .await?
+        .read(&p.broadcast, &p.recipient)
         .await?
         .ok_or_else(|| Error::NoBroadcast(format!("{} (delivery {})", p.broadcast, p.recipient)))?;
     let d = found.delivery;
@@ -113,7 +116,7 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
                     id: &id,
                     secret: &secret,
                 },
-                &webhook_body(&broadcast),
+                &broadcast.body,
             )
             .await;
             if let Sent::Failed {
@@ -132,7 +135,8 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
                 .parse()
                 .map_err(|_| Error::Corrupt(format!("{:?} is not a QQ number", d.target)))?;
             let bot = c.bot().await?;
-            match channel::onebot::send(&bot, d.channel, target, &broadcast.message).await {
+            match channel::onebot::send(&bot, d.channel, target, &broadcast.broadcast.message).await
+            {
                 Ok(sent) => sent,
                 Err(wait) => return Err(Error::Paused(wait)),
             }
@@ -270,7 +274,15 @@ fn host_of(url: &str) -> String {
 
 /// Broadcasts met by this worker (their message never changes), at most [`CACHED`].
 #[derive(Debug, Default)]
-pub struct Broadcasts(std::sync::Mutex<std::collections::HashMap<String, Arc<Broadcast>>>);
+pub struct Broadcasts(std::sync::Mutex<std::collections::HashMap<String, Arc<Known>>>);
+
+/// A broadcast met by this worker, with its webhook body built once.
+#[derive(Debug)]
+struct Known {
+    broadcast: Broadcast,
+    /// [`webhook_body`]: the same for every recipient and every attempt.
+    body: Vec<u8>,
+}
 
 /// Broadcasts kept in [`Broadcasts`].
 const CACHED: usize = 1024;
@@ -281,7 +293,7 @@ pub struct Throttled(std::sync::Mutex<std::collections::HashMap<String, Instant>
 
 impl Context {
     /// Broadcast `id`, read once per worker.
-    async fn broadcast(&self, store: &Store, id: &str) -> Result<Arc<Broadcast>> {
+    async fn broadcast(&self, store: &Store, id: &str) -> Result<Arc<Known>> {
         if let Some(b) = self
             .broadcasts
             .0
@@ -291,12 +303,14 @@ impl Context {
         {
             return Ok(b.clone());
         }
-        let b = Arc::new(
-            store
-                .broadcast(id)
-                .await?
-                .ok_or_else(|| Error::NoBroadcast(id.to_string()))?,
-        );
+        let broadcast = store
+            .broadcast(id)
+            .await?
+            .ok_or_else(|| Error::NoBroadcast(id.to_string()))?;
+        let b = Arc::new(Known {
+            body: webhook_body(&broadcast),
+            broadcast,
+        });
         let mut m = self.broadcasts.0.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() >= CACHED {
             m.clear();
