@@ -96,7 +96,12 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
     let broadcast = c.broadcast(&store, &p.broadcast).await?;
     let sent = match d.channel {
         Channel::Webhook => {
-            let host = host_of(&d.target);
+            // Parsed once for the throttle, the guard and the request.
+            let url = match channel::webhook::parse(&d.target) {
+                Ok(u) => u,
+                Err(refused) => return record(c, &store, p, &d, failures, job, refused).await,
+            };
+            let host = url.host_str().unwrap_or_default().to_string();
             if let Some(wait) = c.throttled_for(&host) {
                 // The host asked everyone to slow down: wait without spending an attempt.
                 return Ok(Outcome::Snooze(wait));
@@ -106,12 +111,12 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
             })?;
             let (client, guard) = c.http()?;
             let id = p.job_id();
-            let sent = channel::webhook::send(
+            let sent = channel::webhook::send_to(
                 &client,
                 &guard,
                 &c.host_pacer,
                 &c.config,
-                &d.target,
+                url,
                 channel::webhook::Signed {
                     id: &id,
                     secret: &secret,
@@ -263,13 +268,6 @@ async fn record(
             Err(Error::Refused(error))
         }
     }
-}
-
-fn host_of(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// Broadcasts met by this worker (their message never changes), at most [`CACHED`].
