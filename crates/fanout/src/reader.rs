@@ -9,10 +9,14 @@
 use crate::error::Result;
 use crate::store::{DeliveryToSend, Store};
 use std::collections::HashMap;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// Deliveries read in one query at most.
 pub const MAX_GROUP: usize = 256;
+/// Group queries running at once (each on its own pooled connection), so a group does not
+/// wait for the whole previous one.
+const IN_FLIGHT: usize = 2;
 
 struct Wanted {
     broadcast: String,
@@ -34,7 +38,12 @@ impl Reader {
         let (queue, mut rx) = mpsc::unbounded_channel::<Wanted>();
         let reader = store.clone();
         tokio::spawn(async move {
+            let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
             while let Some(first) = rx.recv().await {
+                // Wait for a free query first: what arrives meanwhile joins this group.
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    return;
+                };
                 let mut group = vec![first];
                 while group.len() < MAX_GROUP {
                     match rx.try_recv() {
@@ -42,27 +51,11 @@ impl Reader {
                         Err(_) => break,
                     }
                 }
-                let mut by_broadcast: HashMap<String, Vec<Wanted>> = HashMap::new();
-                for w in group {
-                    by_broadcast.entry(w.broadcast.clone()).or_default().push(w);
-                }
-                for (broadcast, wanted) in by_broadcast {
-                    let keys: Vec<&str> = wanted.iter().map(|w| w.key.as_str()).collect();
-                    match reader.deliveries_to_send(&broadcast, &keys).await {
-                        Ok(found) => {
-                            for w in wanted {
-                                let row = found.get(&w.key).cloned();
-                                let _ = w.found.send(Some(row));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, deliveries = wanted.len(), "reading a group of deliveries failed; each is read on its own");
-                            for w in wanted {
-                                let _ = w.found.send(None);
-                            }
-                        }
-                    }
-                }
+                let reader = reader.clone();
+                tokio::spawn(async move {
+                    read_group(&reader, group).await;
+                    drop(permit);
+                });
             }
         });
         Reader { queue, store }
@@ -83,5 +76,30 @@ impl Reader {
             }
         }
         self.store.delivery_to_send(broadcast, key).await
+    }
+}
+
+/// Read `group`, one query per broadcast, and answer each.
+async fn read_group(store: &Store, group: Vec<Wanted>) {
+    let mut by_broadcast: HashMap<String, Vec<Wanted>> = HashMap::new();
+    for w in group {
+        by_broadcast.entry(w.broadcast.clone()).or_default().push(w);
+    }
+    for (broadcast, wanted) in by_broadcast {
+        let keys: Vec<&str> = wanted.iter().map(|w| w.key.as_str()).collect();
+        match store.deliveries_to_send(&broadcast, &keys).await {
+            Ok(found) => {
+                for w in wanted {
+                    let row = found.get(&w.key).cloned();
+                    let _ = w.found.send(Some(row));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, deliveries = wanted.len(), "reading a group of deliveries failed; each is read on its own");
+                for w in wanted {
+                    let _ = w.found.send(None);
+                }
+            }
+        }
     }
 }

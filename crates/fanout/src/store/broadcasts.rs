@@ -173,6 +173,66 @@ pub struct AttemptRecord {
     pub response: Option<String>,
 }
 
+/// Attempts recorded by one statement at most (6 parameters each).
+pub const GROUP_CHUNK: usize = 250;
+
+/// One `UPDATE` recording `attempts` (distinct deliveries, at most [`GROUP_CHUNK`]); for
+/// each, whether its delivery was pending.
+async fn record_group<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    now: i64,
+    attempts: &[&crate::recorder::Attempt],
+) -> Result<Vec<bool>> {
+    let mut sql = String::with_capacity(600 + attempts.len() * 40);
+    sql.push_str("WITH v (b, k, st, status, err, resp) AS (VALUES ");
+    for i in 0..attempts.len() {
+        let p = i * 6;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${})",
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7
+        ));
+    }
+    sql.push_str(
+        ") UPDATE fanout_deliveries SET state = v.st, \
+         attempts = fanout_deliveries.attempts + 1, last_status = v.status, \
+         last_error = COALESCE(v.err, fanout_deliveries.last_error), \
+         response = v.resp, updated_at = $1 FROM v \
+         WHERE fanout_deliveries.broadcast_id = v.b AND fanout_deliveries.recipient = v.k \
+         AND fanout_deliveries.state = 'pending' \
+         RETURNING fanout_deliveries.broadcast_id, fanout_deliveries.recipient",
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+    for a in attempts {
+        q = q
+            .bind(a.broadcast.as_str())
+            .bind(a.key.as_str())
+            .bind(a.state.as_str())
+            .bind(a.record.status)
+            .bind(a.record.error.as_deref())
+            .bind(a.record.response.as_deref());
+    }
+    let rows: Vec<(String, String)> = q
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_>>()?;
+    let done: std::collections::HashSet<(&str, &str)> =
+        rows.iter().map(|(b, k)| (b.as_str(), k.as_str())).collect();
+    Ok(attempts
+        .iter()
+        .map(|a| done.contains(&(a.broadcast.as_str(), a.key.as_str())))
+        .collect())
+}
+
 impl Store {
     /// Store broadcast `id` with its message and its deliveries, in one transaction, unless
     /// it exists; true when created now (a broadcast that exists keeps what it was created
@@ -401,9 +461,11 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// [`Store::record_attempt`] for each of `attempts`, in one transaction: one `UPDATE`
-    /// for all of them (the attempts of one delivery after its first, which only a redelivery
-    /// running beside its job would make, follow one by one, in order).
+    /// [`Store::record_attempt`] for each of `attempts`, all or none: one `UPDATE` for all of
+    /// them, a statement being atomic on its own; when they need more than one statement (more
+    /// than [`GROUP_CHUNK`], or the attempts of one delivery after its first, which only a
+    /// redelivery running beside its job would make, and which follow one by one, in order),
+    /// in one transaction.
     pub async fn record_attempts(
         &self,
         attempts: &[&crate::recorder::Attempt],
@@ -413,64 +475,21 @@ impl Store {
         let (mut firsts, mut repeats) = (Vec::with_capacity(attempts.len()), Vec::new());
         for (i, a) in attempts.iter().enumerate() {
             if seen.insert((a.broadcast.as_str(), a.key.as_str())) {
-                firsts.push(i);
+                firsts.push(*a);
             } else {
                 repeats.push(i);
             }
         }
-        let mut changed = vec![false; attempts.len()];
-        let mut tx = self.pool().begin().await?;
-        for chunk in firsts.chunks(INSERT_CHUNK / 4) {
-            let mut sql = String::with_capacity(600 + chunk.len() * 40);
-            sql.push_str("WITH v (b, k, st, status, err, resp) AS (VALUES ");
-            for i in 0..chunk.len() {
-                let p = i * 6;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7
-                ));
-            }
-            sql.push_str(
-                ") UPDATE fanout_deliveries SET state = v.st, \
-                 attempts = fanout_deliveries.attempts + 1, last_status = v.status, \
-                 last_error = COALESCE(v.err, fanout_deliveries.last_error), \
-                 response = v.resp, updated_at = $1 FROM v \
-                 WHERE fanout_deliveries.broadcast_id = v.b AND fanout_deliveries.recipient = v.k \
-                 AND fanout_deliveries.state = 'pending' \
-                 RETURNING fanout_deliveries.broadcast_id, fanout_deliveries.recipient",
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
-            for &i in chunk {
-                let a = attempts[i];
-                q = q
-                    .bind(a.broadcast.as_str())
-                    .bind(a.key.as_str())
-                    .bind(a.state.as_str())
-                    .bind(a.record.status)
-                    .bind(a.record.error.as_deref())
-                    .bind(a.record.response.as_deref());
-            }
-            let rows: Vec<(String, String)> = q
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<_>>()?;
-            let done: std::collections::HashSet<(&str, &str)> =
-                rows.iter().map(|(b, k)| (b.as_str(), k.as_str())).collect();
-            for &i in chunk {
-                let a = attempts[i];
-                changed[i] = done.contains(&(a.broadcast.as_str(), a.key.as_str()));
-            }
+        if repeats.is_empty() && firsts.len() <= GROUP_CHUNK {
+            // One statement, no BEGIN and COMMIT around it: two round trips fewer.
+            return record_group(self.pool(), now, &firsts).await;
         }
+        let mut changed = Vec::with_capacity(attempts.len());
+        let mut tx = self.pool().begin().await?;
+        for chunk in firsts.chunks(GROUP_CHUNK) {
+            changed.extend(record_group(&mut *tx, now, chunk).await?);
+        }
+        // `changed` is in the order of `firsts`; the repeats go back where they were.
         for i in repeats {
             let a = attempts[i];
             let done = sqlx::query(
@@ -487,7 +506,7 @@ impl Store {
             .bind(a.key.clone())
             .execute(&mut *tx)
             .await?;
-            changed[i] = done.rows_affected() == 1;
+            changed.insert(i, done.rows_affected() == 1);
         }
         tx.commit().await?;
         Ok(changed)
