@@ -73,29 +73,40 @@ async fn sink(listener: tokio::net::TcpListener, seen: Arc<Sink>) {
 }
 
 /// HTTP/1.1 with keep-alive: read a head and its `content-length` body, answer 200, repeat.
+/// Each head is parsed in place (request line, every header line, `content-length` found
+/// case-insensitively) and each body read in full; nothing is allocated per request.
 async fn serve(mut conn: tokio::net::TcpStream, seen: Arc<Sink>) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(16 * 1024);
+    let mut start: usize = 0;
     loop {
+        // Where the head ends, scanning only what was not scanned before.
+        let mut scanned = start;
         let head_end = loop {
-            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
+            let from = scanned.saturating_sub(3).max(start);
+            if let Some(p) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+                break from + p + 4;
             }
+            scanned = buf.len();
             if conn.read_buf(&mut buf).await? == 0 {
                 return Ok(());
             }
         };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
+        let len = content_length(&buf[start..head_end])
+            .ok_or_else(|| std::io::Error::other("a request head the sink cannot parse"))?;
         while buf.len() < head_end + len {
             if conn.read_buf(&mut buf).await? == 0 {
                 return Ok(());
             }
         }
-        buf.drain(..head_end + len);
+        start = head_end + len;
+        if start == buf.len() {
+            buf.clear();
+            start = 0;
+        } else if start > 8 * 1024 {
+            // A client sending ahead: keep only what is not answered yet.
+            buf.drain(..start);
+            start = 0;
+        }
         let now = celeriac_core::time::now_ms();
         if seen.requests.fetch_add(1, Ordering::SeqCst) == 0 {
             seen.first_ms.store(now, Ordering::SeqCst);
@@ -104,6 +115,27 @@ async fn serve(mut conn: tokio::net::TcpStream, seen: Arc<Sink>) -> std::io::Res
         conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
             .await?;
     }
+}
+
+/// The body length a request head declares (0 without `content-length`); `None` when the
+/// head is not a request line followed by `name: value` lines.
+fn content_length(head: &[u8]) -> Option<usize> {
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let request = lines.next()?;
+    if request.split(|&b| b == b' ').count() != 3 {
+        return None;
+    }
+    let mut len = 0;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let colon = line.iter().position(|&b| b == b':')?;
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        if name.eq_ignore_ascii_case(b"content-length") {
+            len = std::str::from_utf8(value).ok()?.parse().ok()?;
+        }
+    }
+    Some(len)
 }
 
 fn webhooks(port: u16, n: usize, path: &str) -> Vec<Recipient> {

@@ -98,6 +98,9 @@ impl Db {
                 Backend::Postgres => 8,
             })
             .acquire_timeout(Duration::from_secs(5))
+            // A SQLite connection is a file in this process: pinging it before each use (one
+            // more round trip to its thread per query) finds nothing a query would not.
+            .test_before_acquire(backend == Backend::Postgres)
             .connect(&url_to_open)
             .await
             .map_err(|source| Error::Connect {

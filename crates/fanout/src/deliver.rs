@@ -66,8 +66,11 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
     let store = c.store().await?;
     // The delivery and its subscriber's status now, in one read: a subscriber unsubscribed
     // or disabled since the broadcast started is seen here, on every attempt.
-    let found = store
-        .delivery_to_send(&p.broadcast, &p.recipient)
+    // Read with the other deliveries starting at once (one query for them all).
+    let found = c
+        .reader()
+        .await?
+        .read(&p.broadcast, &p.recipient)
         .await?
         .ok_or_else(|| Error::NoBroadcast(format!("{} (delivery {})", p.broadcast, p.recipient)))?;
     let d = found.delivery;
@@ -94,7 +97,12 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
     let broadcast = c.broadcast(&store, &p.broadcast).await?;
     let sent = match d.channel {
         Channel::Webhook => {
-            let host = host_of(&d.target);
+            // Parsed once for the throttle, the guard and the request.
+            let url = match channel::webhook::parse(&d.target) {
+                Ok(u) => u,
+                Err(refused) => return record(c, &store, p, &d, failures, job, refused).await,
+            };
+            let host = url.host_str().unwrap_or_default().to_string();
             if let Some(wait) = c.throttled_for(&host) {
                 // The host asked everyone to slow down: wait without spending an attempt.
                 return Ok(Outcome::Snooze(wait));
@@ -104,17 +112,17 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
             })?;
             let (client, guard) = c.http()?;
             let id = p.job_id();
-            let sent = channel::webhook::send(
+            let sent = channel::webhook::send_to(
                 &client,
                 &guard,
                 &c.host_pacer,
                 &c.config,
-                &d.target,
+                url,
                 channel::webhook::Signed {
                     id: &id,
                     secret: &secret,
                 },
-                &webhook_body(&broadcast),
+                &broadcast.body,
             )
             .await;
             if let Sent::Failed {
@@ -134,7 +142,15 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
                 .map_err(|_| Error::Corrupt(format!("{:?} is not a QQ number", d.target)))?;
             let bot = c.bot().await?;
             let pause = c.onebot.breaker_open_for;
-            match channel::onebot::send(&bot, d.channel, target, &broadcast.message, pause).await {
+            match channel::onebot::send(
+                &bot,
+                d.channel,
+                target,
+                &broadcast.broadcast.message,
+                pause,
+            )
+            .await
+            {
                 Ok(sent) => sent,
                 Err(wait) => return Err(Error::Paused(wait)),
             }
@@ -261,16 +277,17 @@ async fn record(
     }
 }
 
-fn host_of(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// Broadcasts met by this worker (their message never changes), at most [`CACHED`].
 #[derive(Debug, Default)]
-pub struct Broadcasts(std::sync::Mutex<std::collections::HashMap<String, Arc<Broadcast>>>);
+pub struct Broadcasts(std::sync::Mutex<std::collections::HashMap<String, Arc<Known>>>);
+
+/// A broadcast met by this worker, with its webhook body built once.
+#[derive(Debug)]
+struct Known {
+    broadcast: Broadcast,
+    /// [`webhook_body`]: the same for every recipient and every attempt.
+    body: Vec<u8>,
+}
 
 /// Broadcasts kept in [`Broadcasts`].
 const CACHED: usize = 1024;
@@ -281,7 +298,7 @@ pub struct Throttled(std::sync::Mutex<std::collections::HashMap<String, Instant>
 
 impl Context {
     /// Broadcast `id`, read once per worker.
-    async fn broadcast(&self, store: &Store, id: &str) -> Result<Arc<Broadcast>> {
+    async fn broadcast(&self, store: &Store, id: &str) -> Result<Arc<Known>> {
         if let Some(b) = self
             .broadcasts
             .0
@@ -291,12 +308,14 @@ impl Context {
         {
             return Ok(b.clone());
         }
-        let b = Arc::new(
-            store
-                .broadcast(id)
-                .await?
-                .ok_or_else(|| Error::NoBroadcast(id.to_string()))?,
-        );
+        let broadcast = store
+            .broadcast(id)
+            .await?
+            .ok_or_else(|| Error::NoBroadcast(id.to_string()))?;
+        let b = Arc::new(Known {
+            body: webhook_body(&broadcast),
+            broadcast,
+        });
         let mut m = self.broadcasts.0.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() >= CACHED {
             m.clear();

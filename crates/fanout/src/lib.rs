@@ -12,6 +12,7 @@
 //! - [`deliver`]: `fanout.deliver`, one attempt to one recipient.
 //! - [`channel`]: the webhook (signed, SSRF-guarded) and OneBot channels.
 //! - [`sign`]: Standard Webhooks signatures and `whsec_` secrets.
+//! - [`reader`]: grouped reads of the deliveries starting at once.
 //! - [`recorder`]: group commit of delivery attempts.
 //! - [`store`]: the tables (topics, subscribers, broadcasts, deliveries).
 //! - [`error`]: the domain's errors and what each means for a job.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod deliver;
 pub mod error;
 pub mod model;
+pub mod reader;
 pub mod recorder;
 pub mod sign;
 pub mod store;
@@ -84,6 +86,7 @@ pub struct Context {
     pub host_pacer: HostPacer,
     throttled: deliver::Throttled,
     broadcasts: deliver::Broadcasts,
+    reader: tokio::sync::OnceCell<reader::Reader>,
     recorder: tokio::sync::OnceCell<recorder::Recorder>,
     http: Mutex<Option<(reqwest::Client, Arc<Guard>)>>,
     bot: tokio::sync::OnceCell<Bot>,
@@ -115,6 +118,7 @@ impl Context {
             onebot,
             throttled: deliver::Throttled::default(),
             broadcasts: deliver::Broadcasts::default(),
+            reader: tokio::sync::OnceCell::new(),
             recorder: tokio::sync::OnceCell::new(),
             http: Mutex::new(None),
             bot: tokio::sync::OnceCell::new(),
@@ -124,6 +128,13 @@ impl Context {
     /// The tables.
     pub async fn store(&self) -> Result<Store> {
         Ok(Store::new(self.db.get().await?.clone()))
+    }
+
+    /// The grouped reader of deliveries about to be attempted, started on first use.
+    pub async fn reader(&self) -> Result<&reader::Reader> {
+        self.reader
+            .get_or_try_init(|| async { Ok(reader::Reader::start(self.store().await?)) })
+            .await
     }
 
     /// The group-commit recorder of delivery attempts, started on first use.

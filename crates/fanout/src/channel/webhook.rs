@@ -41,18 +41,33 @@ pub async fn send(
     signed: Signed<'_>,
     body: &[u8],
 ) -> Sent {
-    let parsed = match url::Url::parse(url) {
-        Ok(u) => u,
-        Err(e) => {
-            return Sent::Refused {
-                error: format!("{url:?} is not a URL: {e}"),
-            }
-        }
-    };
-    let host = parsed.host_str().unwrap_or_default().to_string();
+    match parse(url) {
+        Ok(parsed) => send_to(client, guard, pacer, config, parsed, signed, body).await,
+        Err(refused) => refused,
+    }
+}
+
+/// `url` parsed, or why it is refused.
+pub fn parse(url: &str) -> Result<url::Url, Sent> {
+    url::Url::parse(url).map_err(|e| Sent::Refused {
+        error: format!("{url:?} is not a URL: {e}"),
+    })
+}
+
+/// [`send`] to a URL already parsed.
+pub async fn send_to(
+    client: &reqwest::Client,
+    guard: &Guard,
+    pacer: &HostPacer,
+    config: &FanoutConfig,
+    parsed: url::Url,
+    signed: Signed<'_>,
+    body: &[u8],
+) -> Sent {
+    let host = parsed.host_str().unwrap_or_default();
     // The guard decides on every attempt: a name that now resolves to an internal address is
     // refused even if it was public when the subscriber was added.
-    if let Err(e) = guard.check_host(&host).await {
+    if let Err(e) = guard.check_host(host).await {
         return match e {
             celeriac_http::GuardError::Blocked(m) => Sent::Refused {
                 error: format!("address refused: {m}"),
@@ -60,7 +75,7 @@ pub async fn send(
             celeriac_http::GuardError::Dns(m) => failed(None, m, None, None),
         };
     }
-    let _slot = pacer.acquire(&host).await;
+    let _slot = pacer.acquire(host).await;
     let timestamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -149,6 +149,19 @@ pub struct DeliveryToSend {
     pub subscriber: Option<(crate::model::SubscriberStatus, i64)>,
 }
 
+fn to_send(row: &AnyRow) -> Result<DeliveryToSend> {
+    let status: Option<String> = row.try_get("sub_status")?;
+    let failures: Option<i64> = row.try_get("sub_failures")?;
+    let subscriber = match status {
+        Some(s) => Some((s.parse().map_err(corrupt)?, failures.unwrap_or(0))),
+        None => None,
+    };
+    Ok(DeliveryToSend {
+        delivery: delivery(row)?,
+        subscriber,
+    })
+}
+
 /// How an attempt ended, to record.
 #[derive(Clone, Debug, Default)]
 pub struct AttemptRecord {
@@ -158,6 +171,66 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     /// The start of the response.
     pub response: Option<String>,
+}
+
+/// Attempts recorded by one statement at most (6 parameters each).
+pub const GROUP_CHUNK: usize = 250;
+
+/// One `UPDATE` recording `attempts` (distinct deliveries, at most [`GROUP_CHUNK`]); for
+/// each, whether its delivery was pending.
+async fn record_group<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    now: i64,
+    attempts: &[&crate::recorder::Attempt],
+) -> Result<Vec<bool>> {
+    let mut sql = String::with_capacity(600 + attempts.len() * 40);
+    sql.push_str("WITH v (b, k, st, status, err, resp) AS (VALUES ");
+    for i in 0..attempts.len() {
+        let p = i * 6;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${})",
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7
+        ));
+    }
+    sql.push_str(
+        ") UPDATE fanout_deliveries SET state = v.st, \
+         attempts = fanout_deliveries.attempts + 1, last_status = v.status, \
+         last_error = COALESCE(v.err, fanout_deliveries.last_error), \
+         response = v.resp, updated_at = $1 FROM v \
+         WHERE fanout_deliveries.broadcast_id = v.b AND fanout_deliveries.recipient = v.k \
+         AND fanout_deliveries.state = 'pending' \
+         RETURNING fanout_deliveries.broadcast_id, fanout_deliveries.recipient",
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+    for a in attempts {
+        q = q
+            .bind(a.broadcast.as_str())
+            .bind(a.key.as_str())
+            .bind(a.state.as_str())
+            .bind(a.record.status)
+            .bind(a.record.error.as_deref())
+            .bind(a.record.response.as_deref());
+    }
+    let rows: Vec<(String, String)> = q
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_>>()?;
+    let done: std::collections::HashSet<(&str, &str)> =
+        rows.iter().map(|(b, k)| (b.as_str(), k.as_str())).collect();
+    Ok(attempts
+        .iter()
+        .map(|a| done.contains(&(a.broadcast.as_str(), a.key.as_str())))
+        .collect())
 }
 
 impl Store {
@@ -319,17 +392,47 @@ impl Store {
         .bind(key)
         .fetch_optional(self.pool())
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let status: Option<String> = row.try_get("sub_status")?;
-        let failures: Option<i64> = row.try_get("sub_failures")?;
-        let subscriber = match status {
-            Some(s) => Some((s.parse().map_err(corrupt)?, failures.unwrap_or(0))),
-            None => None,
+        row.as_ref().map(to_send).transpose()
+    }
+
+    /// [`Store::delivery_to_send`] for several deliveries of broadcast `id`, in one query:
+    /// those found, by key.
+    pub async fn deliveries_to_send(
+        &self,
+        id: &str,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, DeliveryToSend>> {
+        let mut found = std::collections::HashMap::with_capacity(keys.len());
+        let Some(last) = keys.last() else {
+            return Ok(found);
         };
-        Ok(Some(DeliveryToSend {
-            delivery: delivery(&row)?,
-            subscriber,
-        }))
+        // The list is padded to a power of two with its last key (harmless in an `IN`), so a
+        // handful of statements are prepared and cached instead of one per group size.
+        let n = keys.len().next_power_of_two();
+        let mut sql = String::with_capacity(400 + n * 6);
+        sql.push_str(
+            "SELECT d.broadcast_id, d.recipient, d.subscriber_id, d.channel, d.target, d.secret, \
+             d.state, d.attempts, d.last_status, d.last_error, d.response, d.updated_at, \
+             s.status AS sub_status, s.consecutive_failures AS sub_failures \
+             FROM fanout_deliveries d LEFT JOIN fanout_subscribers s ON s.id = d.subscriber_id \
+             WHERE d.broadcast_id = $1 AND d.recipient IN (",
+        );
+        for i in 0..n {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", i + 2));
+        }
+        sql.push(')');
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(id);
+        for i in 0..n {
+            q = q.bind(*keys.get(i).unwrap_or(last));
+        }
+        for row in q.fetch_all(self.pool()).await? {
+            let d = to_send(&row)?;
+            found.insert(d.delivery.recipient.clone(), d);
+        }
+        Ok(found)
     }
 
     /// Record an attempt of a pending delivery; with `state` other than pending it ends there.
@@ -358,15 +461,37 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// [`Store::record_attempt`] for each of `attempts`, in one transaction.
+    /// [`Store::record_attempt`] for each of `attempts`, all or none: one `UPDATE` for all of
+    /// them, a statement being atomic on its own; when they need more than one statement (more
+    /// than [`GROUP_CHUNK`], or the attempts of one delivery after its first, which only a
+    /// redelivery running beside its job would make, and which follow one by one, in order),
+    /// in one transaction.
     pub async fn record_attempts(
         &self,
         attempts: &[&crate::recorder::Attempt],
     ) -> Result<Vec<bool>> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut seen = std::collections::HashSet::with_capacity(attempts.len());
+        let (mut firsts, mut repeats) = (Vec::with_capacity(attempts.len()), Vec::new());
+        for (i, a) in attempts.iter().enumerate() {
+            if seen.insert((a.broadcast.as_str(), a.key.as_str())) {
+                firsts.push(*a);
+            } else {
+                repeats.push(i);
+            }
+        }
+        if repeats.is_empty() && firsts.len() <= GROUP_CHUNK {
+            // One statement, no BEGIN and COMMIT around it: two round trips fewer.
+            return record_group(self.pool(), now, &firsts).await;
+        }
         let mut changed = Vec::with_capacity(attempts.len());
-        for a in attempts {
+        let mut tx = self.pool().begin().await?;
+        for chunk in firsts.chunks(GROUP_CHUNK) {
+            changed.extend(record_group(&mut *tx, now, chunk).await?);
+        }
+        // `changed` is in the order of `firsts`; the repeats go back where they were.
+        for i in repeats {
+            let a = attempts[i];
             let done = sqlx::query(
                 "UPDATE fanout_deliveries SET state = $1, attempts = attempts + 1, last_status = $2, \
                  last_error = COALESCE($3, last_error), response = $4, updated_at = $5 \
@@ -381,7 +506,7 @@ impl Store {
             .bind(a.key.clone())
             .execute(&mut *tx)
             .await?;
-            changed.push(done.rows_affected() == 1);
+            changed.insert(i, done.rows_affected() == 1);
         }
         tx.commit().await?;
         Ok(changed)
