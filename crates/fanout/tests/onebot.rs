@@ -45,17 +45,8 @@ async fn a_group_the_bot_is_not_in_fails_at_once_and_disables_the_subscriber(db:
         Outcome::Discard(e) => assert!(e.contains("group 999"), "{e}"),
         other => panic!("a group that is gone is final: {other:?}"),
     }
-    let store = w.store().await;
-    let d = store.delivery("b1", &key).await.unwrap().unwrap();
-    assert_eq!((d.state, d.attempts), (DeliveryState::Failed, 1));
-    assert!(d.last_error.unwrap().contains("GROUP_NOT_FOUND"));
-    let s = store
-        .subscriber(key[1..].parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(s.status, SubscriberStatus::Disabled);
-    assert!(w.fake.messages().is_empty());
+    let error = failed_once_and_disabled(&w, &key).await;
+    assert!(error.contains("GROUP_NOT_FOUND"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,8 +63,14 @@ async fn a_user_the_bot_cannot_find_fails_at_once() {
         Outcome::Discard(e) => assert!(e.contains("user 424242"), "{e}"),
         other => panic!("a user that cannot be found is final, not retried: {other:?}"),
     }
+    failed_once_and_disabled(&w, &key).await;
+}
+
+/// The delivery of `key` in broadcast `b1` failed after one attempt, its subscriber is
+/// disabled and nothing was sent; returns the delivery's last error.
+async fn failed_once_and_disabled(w: &World, key: &str) -> String {
     let store = w.store().await;
-    let d = store.delivery("b1", &key).await.unwrap().unwrap();
+    let d = store.delivery("b1", key).await.unwrap().unwrap();
     assert_eq!((d.state, d.attempts), (DeliveryState::Failed, 1));
     let s = store
         .subscriber(key[1..].parse().unwrap())
@@ -82,6 +79,7 @@ async fn a_user_the_bot_cannot_find_fails_at_once() {
         .unwrap();
     assert_eq!(s.status, SubscriberStatus::Disabled);
     assert!(w.fake.messages().is_empty());
+    d.last_error.unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

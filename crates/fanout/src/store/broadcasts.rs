@@ -185,21 +185,8 @@ async fn record_group<'e>(
 ) -> Result<Vec<bool>> {
     let mut sql = String::with_capacity(600 + attempts.len() * 40);
     sql.push_str("WITH v (b, k, st, status, err, resp) AS (VALUES ");
-    for i in 0..attempts.len() {
-        let p = i * 6;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${})",
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            p + 6,
-            p + 7
-        ));
-    }
+    // $1 (the time) is shared by every row.
+    push_rows(&mut sql, attempts.len(), 6, 2, "(", ")");
     sql.push_str(
         ") UPDATE fanout_deliveries SET state = v.st, \
          attempts = fanout_deliveries.attempts + 1, last_status = v.status, \
@@ -267,20 +254,7 @@ impl Store {
                 "INSERT INTO fanout_deliveries (broadcast_id, recipient, subscriber_id, channel, \
                  target, secret, updated_at) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let b = i * 5 + 2;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "($1, ${}, ${}, ${}, ${}, ${}, $2)",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5
-                ));
-            }
+            push_rows(&mut sql, chunk.len(), 5, 3, "($1, ", ", $2)");
             let mut q = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(now);
             for d in chunk {
                 q = q
@@ -612,5 +586,40 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+/// Append `rows` comma-separated tuples of `width` numbered placeholders to `sql`, numbered
+/// from `$first` on, each written `{open}$a, $b, …{close}` (`open` and `close` may hold
+/// placeholders shared by every row).
+fn push_rows(sql: &mut String, rows: usize, width: usize, first: usize, open: &str, close: &str) {
+    use std::fmt::Write;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(open);
+        for col in 0..width {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", first + row * width + col);
+        }
+        sql.push_str(close);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_rows;
+
+    #[test]
+    fn rows_of_placeholders_are_numbered_on_from_the_first() {
+        let mut sql = String::new();
+        push_rows(&mut sql, 2, 3, 3, "($1, ", ", $2)");
+        assert_eq!(sql, "($1, $3, $4, $5, $2), ($1, $6, $7, $8, $2)");
+        let mut one = String::new();
+        push_rows(&mut one, 1, 2, 2, "(", ")");
+        assert_eq!(one, "($2, $3)");
     }
 }
