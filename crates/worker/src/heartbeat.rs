@@ -78,7 +78,8 @@ async fn check_epoch(shared: &Shared, broker: &Broker) {
     let dropped: Vec<Lease> = match shared.leases.lock() {
         Ok(mut l) => l
             .drain()
-            .map(|((queue, _), lease)| {
+            .into_iter()
+            .map(|(queue, lease)| {
                 crate::metrics::in_flight(&queue, -1.0);
                 lease
             })
@@ -121,12 +122,15 @@ async fn check_epoch(shared: &Shared, broker: &Broker) {
 async fn renew(shared: &Shared, broker: &Broker) -> bool {
     let mut by_queue: BTreeMap<String, Vec<Renewal>> = BTreeMap::new();
     if let Ok(leases) = shared.leases.lock() {
-        for ((queue, id), lease) in leases.iter() {
-            by_queue.entry(queue.clone()).or_default().push(Renewal {
-                id: id.clone(),
-                token: lease.token,
-                progress: lease.progress.take(),
-            });
+        for (queue, id, lease) in leases.iter() {
+            by_queue
+                .entry(queue.to_string())
+                .or_default()
+                .push(Renewal {
+                    id: id.to_string(),
+                    token: lease.token,
+                    progress: lease.progress.take(),
+                });
         }
     }
     let lease = shared.config.worker.lease;

@@ -21,14 +21,21 @@ pub(crate) struct Lease {
     pub lost: CancellationToken,
     /// What the handler last reported, written to the job at the next renewal.
     pub progress: Progress,
+    /// Until when the lease surely holds, and whether the handler finished (one allocation
+    /// for both: a lease is made for every job).
+    clock: Arc<LeaseClock>,
+}
+
+#[derive(Debug)]
+struct LeaseClock {
     /// Until when the lease surely holds, on this process's clock: the moment the call that
     /// set or last renewed it was sent, plus the lease. Redis's own deadline is later (the call
     /// ran after it was sent), so a handler stopped at this instant is stopped before the
     /// sweep can hand its job to another worker.
-    pub valid_until: Arc<Mutex<Instant>>,
+    valid_until: Mutex<Instant>,
     /// The handler finished and its outcome went to the acker: a refused renewal then stops
     /// nothing.
-    pub finished: Arc<AtomicBool>,
+    finished: AtomicBool,
 }
 
 impl Lease {
@@ -37,13 +44,16 @@ impl Lease {
             token,
             lost: CancellationToken::new(),
             progress: Progress::default(),
-            valid_until: Arc::new(Mutex::new(valid_until)),
-            finished: Arc::new(AtomicBool::new(false)),
+            clock: Arc::new(LeaseClock {
+                valid_until: Mutex::new(valid_until),
+                finished: AtomicBool::new(false),
+            }),
         }
     }
 
     pub fn valid_until(&self) -> Instant {
-        self.valid_until
+        self.clock
+            .valid_until
             .lock()
             .map(|t| *t)
             .unwrap_or_else(|_| Instant::now())
@@ -51,17 +61,17 @@ impl Lease {
 
     /// A renewal sent at `sent` went through: the lease holds until `sent + lease`.
     pub fn renewed(&self, until: Instant) {
-        if let Ok(mut t) = self.valid_until.lock() {
+        if let Ok(mut t) = self.clock.valid_until.lock() {
             *t = (*t).max(until);
         }
     }
 
     pub fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire)
+        self.clock.finished.load(Ordering::Acquire)
     }
 
     pub fn finish(&self) {
-        self.finished.store(true, Ordering::Release);
+        self.clock.finished.store(true, Ordering::Release);
     }
 
     /// Whether the lease has passed unrenewed already.
@@ -81,6 +91,62 @@ impl Lease {
     }
 }
 
+/// The leases held, by queue and then job id: found, added and removed by `&str`, without
+/// building a key for each job.
+#[derive(Default)]
+pub(crate) struct Leases {
+    by_queue: HashMap<String, HashMap<String, Lease>>,
+    len: usize,
+}
+
+impl Leases {
+    /// How many are held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Hold `lease` on `id` (replacing any held on it); true if none was held.
+    pub fn insert(&mut self, queue: &str, id: &str, lease: Lease) -> bool {
+        let new = match self.by_queue.get_mut(queue) {
+            Some(held) => held.insert(id.to_string(), lease).is_none(),
+            None => {
+                let held = HashMap::from([(id.to_string(), lease)]);
+                self.by_queue.insert(queue.to_string(), held);
+                true
+            }
+        };
+        self.len += usize::from(new);
+        new
+    }
+
+    pub fn get(&self, queue: &str, id: &str) -> Option<&Lease> {
+        self.by_queue.get(queue)?.get(id)
+    }
+
+    pub fn remove(&mut self, queue: &str, id: &str) -> Option<Lease> {
+        let lease = self.by_queue.get_mut(queue)?.remove(id)?;
+        self.len -= 1;
+        Some(lease)
+    }
+
+    /// Every lease held, as (queue, id, lease).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &Lease)> {
+        self.by_queue.iter().flat_map(|(queue, held)| {
+            held.iter()
+                .map(move |(id, lease)| (queue.as_str(), id.as_str(), lease))
+        })
+    }
+
+    /// Forget every lease held; returns them with their queues.
+    pub fn drain(&mut self) -> Vec<(String, Lease)> {
+        self.len = 0;
+        self.by_queue
+            .iter_mut()
+            .flat_map(|(queue, held)| held.drain().map(move |(_, lease)| (queue.clone(), lease)))
+            .collect()
+    }
+}
+
 pub(crate) struct Shared {
     pub config: Settings,
     pub broker: Broker,
@@ -90,8 +156,8 @@ pub(crate) struct Shared {
     pub started_ms: u64,
     /// Handler slots.
     pub slots: std::sync::Arc<Semaphore>,
-    /// Leases held, by (queue, id).
-    pub leases: Mutex<HashMap<(String, String), Lease>>,
+    /// Leases held.
+    pub leases: Mutex<Leases>,
     /// Cancelled when the grace period is over: remaining handlers stop, their jobs go back.
     pub hard_stop: CancellationToken,
     /// Cancelled some seconds into the final drain: outcomes Redis still refuses are given up
@@ -122,7 +188,7 @@ impl Shared {
             worker_id,
             host,
             started_ms: celeriac_core::time::now_ms(),
-            leases: Mutex::new(HashMap::new()),
+            leases: Mutex::new(Leases::default()),
             hard_stop: CancellationToken::new(),
             ack_deadline: CancellationToken::new(),
             epoch: Mutex::new(String::new()),
@@ -138,9 +204,7 @@ impl Shared {
 
     pub fn add_lease(&self, queue: &str, id: &str, lease: Lease) {
         if let Ok(mut l) = self.leases.lock() {
-            if l.insert((queue.to_string(), id.to_string()), lease)
-                .is_none()
-            {
+            if l.insert(queue, id, lease) {
                 crate::metrics::in_flight(queue, 1.0);
             }
         }
@@ -150,10 +214,9 @@ impl Shared {
     /// fetched again since, under a new token: that lease stays).
     pub fn remove_lease(&self, queue: &str, id: &str, token: u64) -> Option<Lease> {
         let mut l = self.leases.lock().ok()?;
-        let key = (queue.to_string(), id.to_string());
-        if l.get(&key).is_some_and(|lease| lease.token == token) {
+        if l.get(queue, id).is_some_and(|lease| lease.token == token) {
             crate::metrics::in_flight(queue, -1.0);
-            l.remove(&key)
+            l.remove(queue, id)
         } else {
             None
         }
@@ -162,7 +225,7 @@ impl Shared {
     /// The lease of `id` if it is the delivery with `token`.
     pub fn lease(&self, queue: &str, id: &str, token: u64) -> Option<Lease> {
         let l = self.leases.lock().ok()?;
-        l.get(&(queue.to_string(), id.to_string()))
+        l.get(queue, id)
             .filter(|lease| lease.token == token)
             .cloned()
     }
@@ -173,8 +236,8 @@ impl Shared {
             .lock()
             .map(|l| {
                 l.iter()
-                    .filter(|((q, _), _)| q == queue)
-                    .map(|(_, lease)| lease.token)
+                    .filter(|(q, _, _)| *q == queue)
+                    .map(|(_, _, lease)| lease.token)
                     .collect()
             })
             .unwrap_or_default()
@@ -184,7 +247,8 @@ impl Shared {
     pub fn first_expiry(&self) -> Option<Duration> {
         let now = Instant::now();
         self.leases.lock().ok().and_then(|l| {
-            l.values()
+            l.iter()
+                .map(|(_, _, lease)| lease)
                 .filter(|lease| !lease.is_finished())
                 .map(|lease| lease.valid_until().saturating_duration_since(now))
                 .min()
@@ -241,5 +305,48 @@ pub(crate) async fn pause_after_error(
         _ = stop.cancelled() => false,
         _ = tokio::time::sleep(Duration::from_millis(ms)) => true,
         _ = health.back(), if outage => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Lease, Leases};
+    use std::time::Instant;
+
+    #[test]
+    fn leases_are_found_replaced_removed_and_drained_by_queue_and_id() {
+        let mut l = Leases::default();
+        assert!(l.insert("mail", "a", Lease::new(1, Instant::now())));
+        assert!(l.insert("mail", "b", Lease::new(2, Instant::now())));
+        assert!(l.insert("default", "a", Lease::new(3, Instant::now())));
+        assert_eq!(l.len(), 3);
+        // Fetched again under a new token: replaced, still one lease.
+        assert!(!l.insert("mail", "a", Lease::new(4, Instant::now())));
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.get("mail", "a").map(|x| x.token), Some(4));
+        assert_eq!(l.get("default", "a").map(|x| x.token), Some(3));
+        assert!(l.get("other", "a").is_none());
+        assert_eq!(l.remove("mail", "b").map(|x| x.token), Some(2));
+        assert!(l.remove("mail", "b").is_none());
+        assert_eq!(l.len(), 2);
+        let mut held: Vec<_> = l
+            .iter()
+            .map(|(q, id, x)| (q.to_string(), id.to_string(), x.token))
+            .collect();
+        held.sort();
+        assert_eq!(
+            held,
+            [
+                ("default".into(), "a".into(), 3),
+                ("mail".into(), "a".into(), 4)
+            ]
+        );
+        let mut drained: Vec<_> = l.drain().into_iter().map(|(q, x)| (q, x.token)).collect();
+        drained.sort();
+        assert_eq!(
+            drained,
+            [("default".to_string(), 3), ("mail".to_string(), 4)]
+        );
+        assert_eq!((l.len(), l.iter().count()), (0, 0));
     }
 }
