@@ -159,6 +159,32 @@ async fn attempt(c: &Context, p: &Deliver, job: &Job) -> Result<Outcome> {
     record(c, &store, p, &d, failures, job, sent).await
 }
 
+/// Record one attempt of `p`'s delivery, in `state`, through the worker's grouped writer.
+async fn write(
+    c: &Context,
+    p: &Deliver,
+    state: DeliveryState,
+    status: Option<i64>,
+    error: Option<String>,
+    response: Option<String>,
+) -> Result<()> {
+    let record = AttemptRecord {
+        status,
+        error,
+        response,
+    };
+    c.recorder()
+        .await?
+        .record(Attempt {
+            broadcast: p.broadcast.clone(),
+            key: p.recipient.clone(),
+            state,
+            record,
+        })
+        .await?;
+    Ok(())
+}
+
 /// Record the attempt and decide what the job does next.
 /// `failures`: the subscriber's consecutive failures before this attempt.
 async fn record(
@@ -173,20 +199,15 @@ async fn record(
     let last = job.attempt >= job.max_attempts;
     match sent {
         Sent::Delivered { status, response } => {
-            let rec = AttemptRecord {
-                status: status.map(i64::from),
-                error: None,
+            write(
+                c,
+                p,
+                DeliveryState::Delivered,
+                status.map(i64::from),
+                None,
                 response,
-            };
-            c.recorder()
-                .await?
-                .record(Attempt {
-                    broadcast: p.broadcast.clone(),
-                    key: p.recipient.clone(),
-                    state: DeliveryState::Delivered,
-                    record: rec,
-                })
-                .await?;
+            )
+            .await?;
             match d.subscriber_id {
                 Some(sid) if failures > 0 => store.subscriber_succeeded(sid).await?,
                 _ => {}
@@ -207,20 +228,15 @@ async fn record(
             } else {
                 DeliveryState::Pending
             };
-            let rec = AttemptRecord {
-                status: status.map(i64::from),
-                error: Some(error.clone()),
+            write(
+                c,
+                p,
+                state,
+                status.map(i64::from),
+                Some(error.clone()),
                 response,
-            };
-            c.recorder()
-                .await?
-                .record(Attempt {
-                    broadcast: p.broadcast.clone(),
-                    key: p.recipient.clone(),
-                    state,
-                    record: rec,
-                })
-                .await?;
+            )
+            .await?;
             if let Some(sid) = d.subscriber_id {
                 store.subscriber_failed(sid, &error).await?;
             }
@@ -235,40 +251,22 @@ async fn record(
             error,
             response,
         } => {
-            let rec = AttemptRecord {
-                status: status.map(i64::from),
-                error: Some(error.clone()),
+            write(
+                c,
+                p,
+                DeliveryState::Failed,
+                status.map(i64::from),
+                Some(error.clone()),
                 response,
-            };
-            c.recorder()
-                .await?
-                .record(Attempt {
-                    broadcast: p.broadcast.clone(),
-                    key: p.recipient.clone(),
-                    state: DeliveryState::Failed,
-                    record: rec,
-                })
-                .await?;
+            )
+            .await?;
             if let Some(sid) = d.subscriber_id {
                 store.disable(sid, &error).await?;
             }
             Err(Error::Gone(error))
         }
         Sent::Refused { error } => {
-            let rec = AttemptRecord {
-                status: None,
-                error: Some(error.clone()),
-                response: None,
-            };
-            c.recorder()
-                .await?
-                .record(Attempt {
-                    broadcast: p.broadcast.clone(),
-                    key: p.recipient.clone(),
-                    state: DeliveryState::Failed,
-                    record: rec,
-                })
-                .await?;
+            write(c, p, DeliveryState::Failed, None, Some(error.clone()), None).await?;
             if let Some(sid) = d.subscriber_id {
                 store.subscriber_failed(sid, &error).await?;
             }
