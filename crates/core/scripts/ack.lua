@@ -26,6 +26,7 @@ local deadline = ARGV[4]
 local FIRST_GROUP, GROUP = 5, 6
 local now_ms, now_us = clock()
 check_deadline(deadline, now_ms)
+local now_score = digits(now_ms)
 local refused, done, succ, dead = {}, {}, {}, {}
 local processed, failed = 0, 0
 local pushed = false
@@ -78,10 +79,10 @@ for i = FIRST_GROUP, #ARGV, GROUP do
         end
         redis.call('HSET', jk, unpack(fields))
       end
-      succ[#succ + 1] = now_ms
+      succ[#succ + 1] = now_score
       succ[#succ + 1] = id
       processed = processed + 1
-      batch_settle(base, jk, f[4], 'succeeded', now_ms, pending_key, wake_key)
+      if f[4] then batch_settle(base, jk, f[4], 'succeeded', now_ms, pending_key, wake_key) end
     else
       -- failure paths are rare: read what the history entry needs only here
       if progress ~= '' then redis.call('HSET', jk, 'progress', progress) end
@@ -104,7 +105,7 @@ for i = FIRST_GROUP, #ARGV, GROUP do
         redis.call('ZADD', scheduled_key, now_ms + tonumber(b), id)
       elseif op == 'dead' then
         redis.call('HSET', jk, 'state', 'dead', 'error', a, 'reason', b, 'finished_us', now_us)
-        dead[#dead + 1] = now_ms
+        dead[#dead + 1] = now_score
         dead[#dead + 1] = id
         redis.call('HINCRBY', stats_key, 'dead:' .. b, 1)
         failed = failed + 1

@@ -12,7 +12,7 @@ local base, lease_ms, deadline = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local FIRST_TRIPLE = 4
 local now_ms, now_us = clock()
 check_deadline(deadline, now_ms)
-local lease_until = now_ms + lease_ms
+local lease_until = digits(now_ms + lease_ms)
 local lost = {}
 for i = FIRST_TRIPLE, #ARGV, 3 do
   local id, token, progress = ARGV[i], ARGV[i + 1], ARGV[i + 2]

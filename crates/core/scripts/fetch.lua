@@ -29,7 +29,7 @@ local found = {}
 local out = { now_ms, found }
 local ids = redis.call('RPOP', pending_key, max_jobs)
 if not ids then return out end
-local lease_until = now_ms + lease_ms
+local lease_until = digits(now_ms + lease_ms)
 local next_token = redis.call('INCRBY', tokens_key, #ids) - #ids
 local sent = 0
 local lease = {}
@@ -59,7 +59,7 @@ for i, id in ipairs(ids) do
     next_token = next_token + 1
     local token = next_token
     local attempt = (tonumber(f[3]) or 0) + 1
-    redis.call('HSET', jk, 'state', 'active', 'token', token, 'attempt', attempt,
+    redis.call('HSET', jk, 'state', 'active', 'token', digits(token), 'attempt', digits(attempt),
       'worker', worker, 'started_us', now_us)
     lease[#lease + 1] = lease_until
     lease[#lease + 1] = id

@@ -1,5 +1,10 @@
 //! The Lua scripts behind every multi-key state change. Each file in `scripts/` opens with a
-//! header giving its KEYS, ARGV and reply; `lib.lua` (shared helpers) is prepended to each.
+//! header giving its KEYS, ARGV and reply; the parts of `lib.lua` (shared helpers) it uses are
+//! prepended to each.
+//!
+//! Redis runs a script's whole text on every call, so a helper a script never calls still costs
+//! that call a closure (and a table constructor costs a table): `assemble` keeps only the
+//! paragraphs of `lib.lua` that define a name the script, or a kept paragraph, mentions.
 //!
 //! Each script opens with a Redis 7 shebang whose flags say whether it may run when Redis is
 //! over `maxmemory`: scripts that create jobs may not (the producer gets a clear error), scripts
@@ -19,19 +24,87 @@ const CREATES: &str = "#!lua\n";
 /// completions feed retention, which frees memory).
 const DRAINS: &str = "#!lua flags=allow-oom\n";
 
-/// `scripts/lib.lua`: the constants and helpers prepended to every script (for tests that check
-/// them against the Rust side, such as the states a record can hold).
+/// `scripts/lib.lua`: the constants and helpers scripts share (for tests that check them against
+/// the Rust side, such as the states a record can hold).
 pub const LIB: &str = include_str!("../scripts/lib.lua");
+
+/// A script's text as sent to Redis: `header`, the paragraphs of `lib.lua` that `body` needs (in
+/// their order in `lib.lua`), then `body`.
+///
+/// A paragraph is a run of lines between blank lines; it defines the names its lines declare at
+/// top level (`local function NAME`, `local NAME, NAME =`). It is needed when the body or a needed
+/// paragraph mentions one of them as a word (a mention in a comment keeps it too: that costs a
+/// little time, never an error). A paragraph that declares nothing (prose only) is left out.
+pub fn assemble(header: &str, body: &str) -> String {
+    let paragraphs: Vec<(&str, Vec<&str>)> = LIB
+        .split("\n\n")
+        .map(|p| (p.trim_matches('\n'), declared(p)))
+        .filter(|(text, names)| {
+            // A paragraph declaring nothing is dropped: it must hold nothing but comments.
+            assert!(
+                !names.is_empty()
+                    || text
+                        .lines()
+                        .all(|l| l.trim().is_empty() || l.starts_with("--")),
+                "lib.lua: this paragraph declares no name but holds code (a blank line inside a \
+                 helper?); keep each helper's lines together:\n{text}"
+            );
+            !names.is_empty()
+        })
+        .collect();
+    let mut wanted: std::collections::HashSet<&str> = words(body).collect();
+    let mut keep = vec![false; paragraphs.len()];
+    loop {
+        let mut grew = false;
+        for (i, (text, names)) in paragraphs.iter().enumerate() {
+            if !keep[i] && names.iter().any(|n| wanted.contains(n)) {
+                keep[i] = true;
+                grew = true;
+                wanted.extend(words(text));
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let mut out = String::from(header);
+    for (i, (text, _)) in paragraphs.iter().enumerate() {
+        if keep[i] {
+            out.push_str(text);
+            out.push_str("\n\n");
+        }
+    }
+    out.push_str(body);
+    out
+}
+
+/// The names a paragraph of `lib.lua` declares at top level.
+fn declared(paragraph: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    for line in paragraph.lines() {
+        if let Some(rest) = line.strip_prefix("local function ") {
+            names.extend(words(rest).take(1));
+        } else if let Some(rest) = line.strip_prefix("local ") {
+            let lhs = rest.split('=').next().unwrap_or("");
+            names.extend(lhs.split(',').map(str::trim).filter(|n| !n.is_empty()));
+        }
+    }
+    names
+}
+
+/// The identifiers (Lua words) in `text`.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+}
 
 macro_rules! script {
     ($name:ident, $file:literal, $header:ident) => {
         #[doc = concat!("`scripts/", $file, "`.")]
         pub static $name: LazyLock<Script> = LazyLock::new(|| {
-            Script::new(&format!(
-                "{}{}{}",
+            Script::new(&assemble(
                 $header,
-                LIB,
-                include_str!(concat!("../scripts/", $file))
+                include_str!(concat!("../scripts/", $file)),
             ))
         });
     };
@@ -54,3 +127,88 @@ script!(RETRY, "retry.lua", DRAINS);
 script!(PURGE, "purge.lua", DRAINS);
 script!(STRAYS, "strays.lua", DRAINS);
 script!(LOCK, "lock.lua", DRAINS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every script file, by name, with its body.
+    const BODIES: &[(&str, &str)] = &[
+        ("enqueue", include_str!("../scripts/enqueue.lua")),
+        ("cron_enqueue", include_str!("../scripts/cron_enqueue.lua")),
+        ("batch_add", include_str!("../scripts/batch_add.lua")),
+        ("batch_seal", include_str!("../scripts/batch_seal.lua")),
+        ("batch_parent", include_str!("../scripts/batch_parent.lua")),
+        ("fetch", include_str!("../scripts/fetch.lua")),
+        ("ack", include_str!("../scripts/ack.lua")),
+        ("extend", include_str!("../scripts/extend.lua")),
+        ("recover", include_str!("../scripts/recover.lua")),
+        ("disown", include_str!("../scripts/disown.lua")),
+        ("promote", include_str!("../scripts/promote.lua")),
+        ("janitor", include_str!("../scripts/janitor.lua")),
+        ("cancel", include_str!("../scripts/cancel.lua")),
+        ("retry", include_str!("../scripts/retry.lua")),
+        ("purge", include_str!("../scripts/purge.lua")),
+        ("strays", include_str!("../scripts/strays.lua")),
+        ("lock", include_str!("../scripts/lock.lua")),
+    ];
+
+    /// Whether `text` declares `name` at top level.
+    fn declares(text: &str, name: &str) -> bool {
+        text.split("\n\n").any(|p| declared(p).contains(&name))
+    }
+
+    #[test]
+    fn every_lib_name_a_script_mentions_is_declared_in_it() {
+        let lib_names: Vec<&str> = LIB.split("\n\n").flat_map(declared).collect();
+        assert!(
+            lib_names.len() > 20,
+            "lib.lua parsed into too few names: {lib_names:?}"
+        );
+        for (file, body) in BODIES {
+            let text = assemble(DRAINS, body);
+            for name in &lib_names {
+                if words(&text).any(|w| w == *name) {
+                    assert!(
+                        declares(&text, name),
+                        "{file}.lua mentions {name} but was sent without it"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scripts_carry_only_the_helpers_they_use() {
+        let fetch = assemble(DRAINS, BODIES[5].1);
+        let ack = assemble(DRAINS, BODIES[6].1);
+        // fetch leases and buries orphans; it settles no batch and trims no index
+        assert!(declares(&fetch, "is_utf8") && declares(&fetch, "bury_orphan"));
+        assert!(!declares(&fetch, "batch_settle") && !declares(&fetch, "trim_index"));
+        // ack records outcomes and settles batches; it buries no orphan
+        assert!(declares(&ack, "batch_settle") && declares(&ack, "batch_try_complete"));
+        assert!(!declares(&ack, "is_utf8") && !declares(&ack, "KNOWN_STATE"));
+        // helpers keep their order: a helper is declared before the helper that calls it
+        let at = |name: &str| ack.find(&format!("local function {name}(")).unwrap();
+        assert!(at("hist_append") < at("absolve_where") && at("absolve_where") < at("absolve"));
+        assert!(ack.starts_with(DRAINS) && ack.ends_with(BODIES[6].1));
+    }
+
+    #[test]
+    fn every_script_assembles() {
+        // `assemble` refuses a lib.lua paragraph with code but no declaration: run it on all
+        for (_, body) in BODIES {
+            assert!(assemble(CREATES, body).ends_with(body));
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f != "lib.lua")
+            .collect();
+        files.sort();
+        let mut listed: Vec<String> = BODIES.iter().map(|(n, _)| format!("{n}.lua")).collect();
+        listed.sort();
+        assert_eq!(files, listed, "a script in scripts/ is missing from BODIES");
+    }
+}

@@ -349,3 +349,50 @@ async fn the_scripts_know_the_same_states_as_job_state() {
         .collect();
     assert_eq!(known, ours);
 }
+
+/// A fencing token is stored as the digits the worker reads, however long (`digits` in
+/// lib.lua; Lua's own `tostring` would store `1e+14`): one of 15 digits is accepted by the
+/// renewal and the ack.
+#[tokio::test]
+async fn a_fencing_token_of_fifteen_digits_is_stored_as_its_digits() {
+    let mut world = World::new().await;
+    let (queue, id) = world.seed(JobState::Pending).await;
+    let b = &world.broker;
+    let mut con = b.connection();
+    let _: () = con
+        .set(b.keys().tokens(&queue), 99_999_999_999_999u64)
+        .await
+        .unwrap();
+    let fetched = b
+        .fetch(&queue, 10, Duration::from_secs(30), WORKER, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(fetched.jobs.len(), 1);
+    let token = fetched.jobs[0].token;
+    assert_eq!(token, 100_000_000_000_000);
+    let stored: String = con.hget(b.keys().job(&queue, &id), "token").await.unwrap();
+    assert_eq!(stored, "100000000000000");
+    let renewal = Renewal {
+        id: id.clone(),
+        token,
+        progress: None,
+    };
+    let refused = b
+        .extend(&queue, &[renewal], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(refused.is_empty(), "renewal refused: {refused:?}");
+    let ack = Ack {
+        id: id.clone(),
+        token,
+        op: AckOp::Ok(None),
+        progress: None,
+    };
+    let refused = b
+        .ack(&queue, &[ack], &RetentionConfig::default())
+        .await
+        .unwrap();
+    assert!(refused.is_empty(), "outcome refused: {refused:?}");
+    assert_eq!(world.state(&queue, &id).await, Some(JobState::Succeeded));
+    world.clean().await;
+}
