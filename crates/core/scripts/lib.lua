@@ -1,4 +1,7 @@
--- lib.lua: constants and helpers prepended to every Celeriac script (not a script on its own).
+-- lib.lua: constants and helpers shared by Celeriac's scripts (not a script on its own). Each
+-- script is sent with the paragraphs of this file it names (scripts::assemble in scripts.rs):
+-- keep a helper's lines together, with no blank line inside it, and declare names at the start
+-- of a line (`local function NAME`, `local NAME =`).
 -- Job records live at ARGV[1] .. 'job:' .. id, where ARGV[1] is the queue base "P:{Q}:"; every
 -- key a script touches carries the queue's hash tag, so scripts stay within one Cluster slot.
 
