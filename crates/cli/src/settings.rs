@@ -51,6 +51,7 @@ impl Settings {
             domains: domains::Configs::from_layers(&layers)?,
         };
         layers.refuse_unclaimed()?;
+        settings.worker.check_kinds()?;
         Ok(settings)
     }
 
@@ -140,6 +141,17 @@ mod tests {
     }
 
     #[test]
+    fn a_jitter_alone_moves_the_domain_schedule() {
+        let file =
+            std::env::temp_dir().join(format!("celeriac-jitter-{}.toml", std::process::id()));
+        std::fs::write(&file, "[kinds.\"fanout.deliver\"]\nretry_jitter = 0.1\n").unwrap();
+        let s = Settings::load(Some(&file), none(), &[]).unwrap();
+        let _ = std::fs::remove_file(&file);
+        let schedule = s.worker.policy("fanout.deliver").schedule.unwrap();
+        assert_eq!((schedule.delays.len(), schedule.jitter), (8, 0.1));
+    }
+
+    #[test]
     fn every_section_is_claimed_and_typos_are_refused() {
         let dir = std::env::temp_dir().join(format!("celeriac-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -208,6 +220,14 @@ mod tests {
             (
                 "[kinds.\"fanout.deliver\"]\nretry_schedule = [\"1s\"]\n",
                 "kinds.\"fanout.deliver\".retry_schedule",
+            ),
+            (
+                "[kinds.\"links.check\"]\nretry_jitter = 0.1\n",
+                "kinds.\"links.check\".retry_jitter",
+            ),
+            (
+                "[kinds.\"fanout.deliver\"]\nbackoff_base = \"2s\"\nretry_jitter = 0.1\n",
+                "kinds.\"fanout.deliver\".retry_jitter",
             ),
             (
                 "[[cron.schedules]]\nname = \"a b\"\nschedule = \"* * * * *\"\nkind = \"noop\"\n",

@@ -95,6 +95,23 @@ impl Settings {
         self
     }
 
+    /// Refuse a `retry_jitter` that nothing would use: it moves the delays of a retry schedule,
+    /// and the kind has none (no `retry_schedule` of its own or from its domain, or its own
+    /// `backoff_*` replace the domain's schedule). Run it once the domains' defaults are in.
+    pub fn check_kinds(&self) -> Result<(), FieldError> {
+        for (kind, k) in &self.kinds.0 {
+            if k.retry_jitter.is_some() && self.policy(kind).schedule.is_none() {
+                return Err(FieldError::new(
+                    format!("kinds.\"{kind}\".retry_jitter"),
+                    "moves the delays of a retry_schedule, and this kind has none: it retries on \
+                     backoff_base/backoff_cap, whose delays are already spread (full jitter). Add \
+                     retry_schedule = [\"0s\", \"5s\", …] beside it, or remove retry_jitter",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The policy for `kind`: its `[kinds]` entry, over its domain's defaults, over `[retry]`
     /// and `[worker]` (see the module's documentation).
     pub fn policy(&self, kind: &str) -> KindPolicy {
@@ -585,6 +602,49 @@ mod tests {
             let err = layers(text, &[]).unwrap_err().to_string();
             assert!(err.contains(field), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_jitter_without_a_schedule_to_move_is_refused() {
+        let defaults = || {
+            vec![(
+                "hook".to_string(),
+                KindConfig::schedule(&[0, 5].map(Duration::from_secs), 0.2),
+            )]
+        };
+        // A kind with no schedule of its own and none from a domain.
+        let alone = layers("[kinds.other]\nretry_jitter = 0.1\n", &[])
+            .unwrap()
+            .with_defaults(defaults());
+        let err = alone.check_kinds().unwrap_err();
+        assert_eq!(err.field, "kinds.\"other\".retry_jitter");
+        assert!(err.message.contains("retry_schedule"), "{}", err.message);
+        // Its own backoff replaces the domain's schedule: the jitter would be ignored too.
+        let backoff = layers(
+            "[kinds.hook]\nbackoff_base = \"2s\"\nretry_jitter = 0.1\n",
+            &[],
+        )
+        .unwrap()
+        .with_defaults(defaults());
+        assert!(backoff.check_kinds().is_err());
+        // On the domain's schedule, or on its own, the jitter is used.
+        for text in [
+            "[kinds.hook]\nretry_jitter = 0.1\n",
+            "[kinds.other]\nretry_schedule = [\"0s\", \"1s\"]\nretry_jitter = 0.1\n",
+        ] {
+            let s = layers(text, &[]).unwrap().with_defaults(defaults());
+            assert!(s.check_kinds().is_ok(), "{text}");
+        }
+        assert_eq!(
+            layers("[kinds.hook]\nretry_jitter = 0.1\n", &[])
+                .unwrap()
+                .with_defaults(defaults())
+                .policy("hook")
+                .schedule
+                .unwrap()
+                .jitter,
+            0.1
+        );
     }
 
     #[test]

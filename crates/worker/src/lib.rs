@@ -120,6 +120,7 @@ pub async fn run_with_probe(
     } = shutdown.into();
     // The defaults the domains registered for their kinds, under the operator's [kinds].
     let config = config.with_defaults(registry.defaults());
+    config.check_kinds().map_err(celeriac_core::Error::from)?;
     let broker =
         Broker::from_config(&config.core)
             .await
