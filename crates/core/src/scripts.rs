@@ -98,60 +98,50 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
         .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
 }
 
-macro_rules! script {
-    ($name:ident, $file:literal, $header:ident) => {
-        #[doc = concat!("`scripts/", $file, "`.")]
-        pub static $name: LazyLock<Script> = LazyLock::new(|| {
-            Script::new(&assemble(
-                $header,
-                include_str!(concat!("../scripts/", $file)),
-            ))
-        });
+macro_rules! scripts {
+    ($($name:ident = $file:literal, $header:ident;)*) => {
+        $(
+            #[doc = concat!("`scripts/", $file, "`.")]
+            pub static $name: LazyLock<Script> = LazyLock::new(|| {
+                Script::new(&assemble($header, include_str!(concat!("../scripts/", $file))))
+            });
+        )*
+        /// Every script: its file, the header it is sent with, and its body.
+        #[cfg(test)]
+        const FILES: &[(&str, &str, &str)] = &[
+            $(($file, $header, include_str!(concat!("../scripts/", $file)))),*
+        ];
     };
 }
 
-script!(ENQUEUE, "enqueue.lua", CREATES);
-script!(CRON_ENQUEUE, "cron_enqueue.lua", CREATES);
-script!(BATCH_ADD, "batch_add.lua", CREATES);
-script!(BATCH_SEAL, "batch_seal.lua", CREATES);
-script!(BATCH_PARENT, "batch_parent.lua", CREATES);
-script!(FETCH, "fetch.lua", DRAINS);
-script!(ACK, "ack.lua", DRAINS);
-script!(EXTEND, "extend.lua", DRAINS);
-script!(RECOVER, "recover.lua", DRAINS);
-script!(DISOWN, "disown.lua", DRAINS);
-script!(PROMOTE, "promote.lua", DRAINS);
-script!(JANITOR, "janitor.lua", DRAINS);
-script!(CANCEL, "cancel.lua", DRAINS);
-script!(RETRY, "retry.lua", DRAINS);
-script!(PURGE, "purge.lua", DRAINS);
-script!(STRAYS, "strays.lua", DRAINS);
-script!(LOCK, "lock.lua", DRAINS);
+scripts! {
+    ENQUEUE = "enqueue.lua", CREATES;
+    CRON_ENQUEUE = "cron_enqueue.lua", CREATES;
+    BATCH_ADD = "batch_add.lua", CREATES;
+    BATCH_SEAL = "batch_seal.lua", CREATES;
+    BATCH_PARENT = "batch_parent.lua", CREATES;
+    FETCH = "fetch.lua", DRAINS;
+    ACK = "ack.lua", DRAINS;
+    EXTEND = "extend.lua", DRAINS;
+    RECOVER = "recover.lua", DRAINS;
+    DISOWN = "disown.lua", DRAINS;
+    PROMOTE = "promote.lua", DRAINS;
+    JANITOR = "janitor.lua", DRAINS;
+    CANCEL = "cancel.lua", DRAINS;
+    RETRY = "retry.lua", DRAINS;
+    PURGE = "purge.lua", DRAINS;
+    STRAYS = "strays.lua", DRAINS;
+    LOCK = "lock.lua", DRAINS;
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every script file, by name, with its body.
-    const BODIES: &[(&str, &str)] = &[
-        ("enqueue", include_str!("../scripts/enqueue.lua")),
-        ("cron_enqueue", include_str!("../scripts/cron_enqueue.lua")),
-        ("batch_add", include_str!("../scripts/batch_add.lua")),
-        ("batch_seal", include_str!("../scripts/batch_seal.lua")),
-        ("batch_parent", include_str!("../scripts/batch_parent.lua")),
-        ("fetch", include_str!("../scripts/fetch.lua")),
-        ("ack", include_str!("../scripts/ack.lua")),
-        ("extend", include_str!("../scripts/extend.lua")),
-        ("recover", include_str!("../scripts/recover.lua")),
-        ("disown", include_str!("../scripts/disown.lua")),
-        ("promote", include_str!("../scripts/promote.lua")),
-        ("janitor", include_str!("../scripts/janitor.lua")),
-        ("cancel", include_str!("../scripts/cancel.lua")),
-        ("retry", include_str!("../scripts/retry.lua")),
-        ("purge", include_str!("../scripts/purge.lua")),
-        ("strays", include_str!("../scripts/strays.lua")),
-        ("lock", include_str!("../scripts/lock.lua")),
-    ];
+    /// The body of `file`.
+    fn body(file: &str) -> &'static str {
+        FILES.iter().find(|(f, _, _)| *f == file).unwrap().2
+    }
 
     /// Whether `text` declares `name` at top level.
     fn declares(text: &str, name: &str) -> bool {
@@ -165,8 +155,8 @@ mod tests {
             lib_names.len() > 20,
             "lib.lua parsed into too few names: {lib_names:?}"
         );
-        for (file, body) in BODIES {
-            let text = assemble(DRAINS, body);
+        for (file, header, body) in FILES {
+            let text = assemble(header, body);
             for name in &lib_names {
                 if words(&text).any(|w| w == *name) {
                     assert!(
@@ -180,8 +170,8 @@ mod tests {
 
     #[test]
     fn scripts_carry_only_the_helpers_they_use() {
-        let fetch = assemble(DRAINS, BODIES[5].1);
-        let ack = assemble(DRAINS, BODIES[6].1);
+        let fetch = assemble(DRAINS, body("fetch.lua"));
+        let ack = assemble(DRAINS, body("ack.lua"));
         // fetch leases and buries orphans; it settles no batch and trims no index
         assert!(declares(&fetch, "is_utf8") && declares(&fetch, "bury_orphan"));
         assert!(!declares(&fetch, "batch_settle") && !declares(&fetch, "trim_index"));
@@ -191,14 +181,14 @@ mod tests {
         // helpers keep their order: a helper is declared before the helper that calls it
         let at = |name: &str| ack.find(&format!("local function {name}(")).unwrap();
         assert!(at("hist_append") < at("absolve_where") && at("absolve_where") < at("absolve"));
-        assert!(ack.starts_with(DRAINS) && ack.ends_with(BODIES[6].1));
+        assert!(ack.starts_with(DRAINS) && ack.ends_with(body("ack.lua")));
     }
 
     #[test]
     fn every_script_assembles() {
         // `assemble` refuses a lib.lua paragraph with code but no declaration: run it on all
-        for (_, body) in BODIES {
-            assert!(assemble(CREATES, body).ends_with(body));
+        for (_, header, body) in FILES {
+            assert!(assemble(header, body).ends_with(body));
         }
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
         let mut files: Vec<String> = std::fs::read_dir(dir)
@@ -207,8 +197,8 @@ mod tests {
             .filter(|f| f != "lib.lua")
             .collect();
         files.sort();
-        let mut listed: Vec<String> = BODIES.iter().map(|(n, _)| format!("{n}.lua")).collect();
+        let mut listed: Vec<&str> = FILES.iter().map(|(f, _, _)| *f).collect();
         listed.sort();
-        assert_eq!(files, listed, "a script in scripts/ is missing from BODIES");
+        assert_eq!(files, listed, "a script in scripts/ is not in `scripts!`");
     }
 }
